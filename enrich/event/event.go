@@ -281,3 +281,6 @@ func (ev *Event) SetRaw(line []byte) {
 	ev.Buf = append(ev.Buf, line...)
 	ev.RawLen = uint32(len(line))
 }
+
+// CodeString returns the code as a string (allocates; for tests and tools).
+func (ev *Event) CodeString() string { return string(ev.Bytes(ev.Code)) }
