@@ -123,18 +123,19 @@ func (h *host) zones() []string {
 
 // pidPool hands out process ids the way a Unix kernel does: increasing, wrapping at max,
 // never one that is still in use. Wrapping is what makes pid reuse happen in long runs.
+// step bounds how many other processes the host forks between two connections.
 type pidPool struct {
-	next, min, max int
-	inUse          map[int]bool
+	next, min, max, step int
+	inUse                map[int]bool
 }
 
-func newPidPool(r *rand.Rand, min, max int) *pidPool {
-	return &pidPool{next: min + r.IntN(max-min), min: min, max: max, inUse: map[int]bool{}}
+func newPidPool(r *rand.Rand, min, max, step int) *pidPool {
+	return &pidPool{next: min + r.IntN(max-min), min: min, max: max, step: step, inUse: map[int]bool{}}
 }
 
 func (p *pidPool) alloc(r *rand.Rand) int {
 	for {
-		p.next += 1 + r.IntN(7)
+		p.next += 1 + r.IntN(p.step)
 		if p.next >= p.max {
 			p.next = p.min + p.next - p.max
 		}

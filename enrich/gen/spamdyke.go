@@ -128,7 +128,12 @@ const (
 )
 
 func newSpamdykeModel(h *host, icd bool) *spamdykeModel {
-	m := &spamdykeModel{icd: icd, pids: newPidPool(h.rng, 300, 32768), delivNo: 10000 + h.rng.IntN(100000)}
+	// A shared-hosting server (ICDSoft) forks many more processes between connections.
+	step := 12
+	if icd {
+		step = 40
+	}
+	m := &spamdykeModel{icd: icd, pids: newPidPool(h.rng, 300, 32768, step), delivNo: 10000 + h.rng.IntN(100000)}
 	for _, sc := range sdScenarios {
 		if icd && !sc.icd {
 			continue
