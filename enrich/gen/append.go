@@ -148,17 +148,21 @@ func appendTime62(b []byte, c *clock) []byte {
 // arbitrary options may not be, so control characters and quotes are escaped properly.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
+	run := 0
 	for i := 0; i < len(s); i++ {
 		ch := s[i]
-		switch {
-		case ch == '"' || ch == '\\':
-			b = append(b, '\\', ch)
-		case ch < 0x20:
+		if ch >= 0x20 && ch != '"' && ch != '\\' {
+			continue
+		}
+		b = append(b, s[run:i]...)
+		run = i + 1
+		if ch < 0x20 {
 			b = append(b, '\\', 'u', '0', '0', hexDigits[ch>>4], hexDigits[ch&0xf])
-		default:
-			b = append(b, ch)
+		} else {
+			b = append(b, '\\', ch)
 		}
 	}
+	b = append(b, s[run:]...)
 	return append(b, '"')
 }
 

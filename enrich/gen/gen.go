@@ -16,6 +16,7 @@ package gen
 
 import (
 	"bufio"
+	"bytes"
 	"container/heap"
 	"context"
 	"encoding/json"
@@ -358,6 +359,7 @@ type host struct {
 	model    productModel
 	now      int64 // wall-clock ms (before skew) of the next arrival
 	meanGap  float64
+	queued   int // lines scheduled but not yet written
 	zoneList []string
 }
 
@@ -459,13 +461,7 @@ func (h *host) run(ctx context.Context, sessions, lines int) error {
 	return h.drain(math.MaxInt64)
 }
 
-func (h *host) pendingLines() int {
-	n := 0
-	for _, it := range h.pq {
-		n += int(it.lines)
-	}
-	return n
-}
+func (h *host) pendingLines() int { return h.queued }
 
 func (h *host) newSession() *session {
 	var s *session
@@ -473,7 +469,9 @@ func (h *host) newSession() *session {
 		s = h.free[n-1]
 		h.free = h.free[:n-1]
 		buf, items := s.buf[:0], s.items[:0]
+		rc, fl := s.t.Recipients[:0], s.t.Flags[:0]
 		*s = session{buf: buf, items: items}
+		s.t.Recipients, s.t.Flags = rc, fl
 	} else {
 		s = &session{}
 	}
@@ -490,6 +488,7 @@ func (h *host) schedule(s *session) {
 		it.sess = s
 		h.seq++
 		it.seq = h.seq
+		h.queued += int(it.lines)
 		h.pq.push(it)
 	}
 }
@@ -518,6 +517,7 @@ func (h *host) emit(it *item) error {
 		f.sum.Bytes += int64(len(h.gbuf))
 	}
 	data := s.buf[it.start:it.end]
+	h.queued -= int(it.lines)
 	pos := TruthPos{File: f.sum.Name, Offset: f.sum.Bytes, Line: f.sum.Lines + 1}
 	if !s.first {
 		s.first = true
@@ -599,14 +599,11 @@ func (s *session) mark() int { return len(s.buf) }
 // time at, into file f.
 func (s *session) push(at int64, f uint8, start int) {
 	s.buf = append(s.buf, '\n')
-	n := 0
-	for _, c := range s.buf[start:] {
-		if c == '\n' {
-			n++
-		}
-	}
+	n := bytes.Count(s.buf[start:], newline)
 	s.items = append(s.items, item{at: at, file: f, lines: uint16(n), start: int32(start), end: int32(len(s.buf))})
 }
+
+var newline = []byte{'\n'}
 
 // rcpt adds a recipient to the truth.
 func (s *session) rcpt(addr string, o record.Outcome, code int) {

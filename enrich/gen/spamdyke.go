@@ -116,6 +116,7 @@ type spamdykeModel struct {
 	scen    []sdScenario
 	delivNo int
 	clk     clock
+	grp     []byte // reused buffer for an ICDSoft group
 }
 
 // File indexes.
@@ -306,7 +307,7 @@ func (m *spamdykeModel) build(h *host, s *session, at int64) {
 		s.push(t, sdf, st)
 	}
 
-	var grp []byte
+	grp := m.grp[:0]
 	if m.icd {
 		grp = m.icdLine(grp, h, t, "from", c.sender)
 		grp = m.icdLine(grp, h, t, "resp", "250 ok")
@@ -393,6 +394,7 @@ func (m *spamdykeModel) build(h *host, s *session, at int64) {
 		blk := s.items[last]
 		copy(s.items[1:], s.items[:last])
 		s.items[0] = blk
+		m.grp = grp
 	}
 	decided := ""
 	for _, x := range rc {
@@ -413,8 +415,7 @@ func (m *spamdykeModel) build(h *host, s *session, at int64) {
 // delivery writes the ICDSoft delivery-log group of an accepted message.
 func (m *spamdykeModel) delivery(h *host, s *session, t int64, sender string, rc []sdRcpt, auth bool) {
 	r := h.rng
-	var grp []byte
-	grp = m.icdLine(grp, h, t, "init", "<"+sender+">")
+	grp := m.icdLine(m.grp[:0], h, t, "init", "<"+sender+">")
 	bounced, deferred := false, false
 	for _, x := range rc {
 		if x.label != record.Allowed {
@@ -458,6 +459,7 @@ func (m *spamdykeModel) delivery(h *host, s *session, t int64, sender string, rc
 	st := s.mark()
 	s.buf = append(s.buf, grp[:len(grp)-1]...)
 	s.push(t, icdDelivery, st)
+	m.grp = grp
 }
 
 func orUnknown(s string) string {
