@@ -178,6 +178,7 @@ type HostSummary struct {
 	Product     string  `json:"product"`
 	SkewSeconds float64 `json:"skew_seconds"`
 	Sessions    int     `json:"sessions"`
+	MaxOpen     int     `json:"max_open"` // most sessions open at once: what bounds memory
 }
 
 // Summary is written to summary.json and returned by Generate.
@@ -360,6 +361,7 @@ type host struct {
 	now      int64 // wall-clock ms (before skew) of the next arrival
 	meanGap  float64
 	queued   int // lines scheduled but not yet written
+	open     int // sessions with lines still queued
 	zoneList []string
 }
 
@@ -482,6 +484,10 @@ func (h *host) newSession() *session {
 }
 
 func (h *host) schedule(s *session) {
+	h.open++
+	if h.open > h.hsum.MaxOpen {
+		h.hsum.MaxOpen = h.open
+	}
 	s.pending = len(s.items)
 	for i := range s.items {
 		it := &s.items[i]
@@ -579,6 +585,7 @@ func (h *host) finish(s *session) error {
 	}
 	h.sum.Total.Sessions++
 	h.hsum.Sessions++
+	h.open--
 	if s.release != nil {
 		s.release()
 	}

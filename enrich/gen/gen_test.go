@@ -169,10 +169,7 @@ func TestShapesMatchRealCorpus(t *testing.T) {
 		"mailenable.log":       "mailenable-activity",
 		"imail.log":            "imail",
 	}
-	dir := "/work/shared/corpus/real"
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("real corpus not available: %v", err)
-	}
+	dir := filepath.Join("testdata", "real")
 	for file, dialect := range real {
 		data, err := os.ReadFile(filepath.Join(dir, file))
 		if err != nil {
@@ -644,4 +641,69 @@ func TestContextCancel(t *testing.T) {
 	if _, err := Generate(ctx, o); err == nil {
 		t.Fatal("a cancelled context did not stop the run")
 	}
+}
+
+// Memory is bounded by the open sessions of one host, which follow Concurrency, not the run
+// length.
+func TestOpenSessionsBounded(t *testing.T) {
+	o := small(21, 0)
+	o.Lines = 150000
+	o.Concurrency = 8
+	_, sum := generate(t, o)
+	for _, h := range sum.Hosts {
+		// Isode's 5-minute timeouts keep a few sessions open much longer than the mean.
+		low := 2
+		if h.Product == ProductICDSoft {
+			low = 1 // each ICDSoft group is written within its second, as a block
+		}
+		if h.MaxOpen < low || h.MaxOpen > 150 {
+			t.Errorf("%s (%s): %d sessions open at most over %d sessions, want a bounded 2..150", h.Host, h.Product, h.MaxOpen, h.Sessions)
+		}
+	}
+	if got, want := sum.Total.Lines-sum.Total.Garbage, o.Lines; got < want || got > want+want/20 {
+		t.Errorf("asked for about %d lines, got %d", want, got)
+	}
+}
+
+// FuzzGenerate checks the generator's invariants for arbitrary seeds and fleet shapes: every
+// line has its dialect's shape or is counted garbage, and the truth accounts for every other
+// line with a valid roll-up.
+func FuzzGenerate(f *testing.F) {
+	f.Add(uint64(1), uint8(10), uint16(300), uint8(5))
+	f.Add(uint64(99), uint8(3), uint16(50), uint8(0))
+	f.Add(uint64(7), uint8(1), uint16(1), uint8(255))
+	f.Fuzz(func(t *testing.T, seed uint64, hosts uint8, sessions uint16, garbage uint8) {
+		o := Defaults()
+		o.Seed = seed
+		o.Hosts = 1 + int(hosts)%14
+		o.Sessions = 1 + int(sessions)%400
+		o.Lines = 0
+		o.GarbageRate = float64(garbage) / 510
+		fs, sum := generate(t, o)
+		truth := readTruth(t, fs)
+		if len(truth) != o.Sessions {
+			t.Fatalf("%d sessions asked, %d in truth", o.Sessions, len(truth))
+		}
+		lines := 0
+		for i := range truth {
+			lines += truth[i].Lines
+			checkRollUp(t, i, &truth[i])
+		}
+		garbageLines := 0
+		for _, fsum := range sum.Files {
+			re := shapes[dialectOf(fsum.Name)]
+			eachLine(fs.files[fsum.Name].Bytes(), func(line []byte, _ int64, n int) {
+				if !re.Match(line) {
+					garbageLines++
+				}
+			})
+			lines += fsum.Garbage
+		}
+		if garbageLines != sum.Total.Garbage {
+			t.Errorf("%d lines match no shape, %d garbage counted", garbageLines, sum.Total.Garbage)
+		}
+		if lines != sum.Total.Lines {
+			t.Errorf("truth and garbage account for %d lines, files hold %d", lines, sum.Total.Lines)
+		}
+	})
 }
