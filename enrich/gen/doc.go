@@ -14,17 +14,18 @@ package gen
 //	qmail       qmail (qmail-smtpd/CHKUSER, rblsmtpd, qmail-send) qmail-smtpd or rblsmtpd pid
 //	isode       isode                                             "conn=N" (first token of the text)
 //	mailenable  mailenable-activity, mailenable-debug             "<socket>/<remote ip>"
-//	imail       imail, imail-antispam                             SMTPD connection id (8 hex)
+//	imail       imail, imail-antispam (both --format imail)       SMTPD connection id (8 hex)
 //
 // Layouts follow /work/shared/FORMATS.md and the real lines of corpus/real; each model file
 // (spamdyke.go, qmail.go, smtpf.go, isode.go, mailenable.go, imail.go) shows its lines. Three
 // layouts are not public and are SYNTHETIC choices, to be kept in step with the parser:
 //
-//   - Isode event log: "YYYY-MM-DD HH:MM:SS.mmm <severity> MTA_SMTP <Name>(<ID>) smtpsrvr[<pid>]: conn=<N> <text>",
-//     with the seed-000 names, ids and severities (plus Close 212 notice); pdu text is
-//     "C: <command>" (ReadPDU) or "S: <reply>" (WritePDU).
-//   - MailEnable debug log: the activity log's first five tab-separated columns (date time,
-//     SMTP-IN, message file, socket, remote IP), then "ME-Ixxxx: <text>".
+//   - Isode event log: "YYYY-MM-DD HH:MM:SS.mmm <severity> MTA_SMTP <Name> <ID> smtpserver[<pid>]: conn=<N> <text>",
+//     the parser's documented default header (enrich/parse/patterns/isode.grok), with the
+//     seed-000 names, ids and severities (plus Close 212 notice); pdu text is "C: <command>"
+//     (ReadPDU) or "S: <reply>" (WritePDU).
+//   - MailEnable debug log: "MM/DD/YY HH:MM:SS SMTP-IN <message file> <socket> <remote ip> ME-Ixxxx: <text>"
+//     (space-separated, so the parser's "timestamp, anything, code" pattern reads it).
 //   - IMail antispam log: "MM:DD HH:MM SMTPD(<connid>) <seed-002 message>".
 //
 // Other choices the session assembler should know about:

@@ -166,7 +166,7 @@ type Truth struct {
 type FileSummary struct {
 	Name    string `json:"name"`
 	Host    string `json:"host"`
-	Dialect string `json:"dialect"`
+	Dialect string `json:"dialect"` // the parser's --format name
 	Lines   int    `json:"lines"`   // every line, garbage included
 	Garbage int    `json:"garbage"` // garbage lines among them
 	Bytes   int64  `json:"bytes"`
@@ -396,7 +396,7 @@ func newHost(o *Options, idx int, product string, create func(string) (io.WriteC
 			h.close()
 			return nil, fmt.Errorf("create %s: %w", name, err)
 		}
-		sum.Files = append(sum.Files, FileSummary{Name: name, Host: h.name, Dialect: d})
+		sum.Files = append(sum.Files, FileSummary{Name: name, Host: h.name, Dialect: formatOf(d)})
 		h.files = append(h.files, &outFile{wc: wc, w: bufio.NewWriterSize(wc, 256<<10)})
 	}
 	// Pointers into sum.Files are taken after all appends of this host; earlier hosts'
@@ -410,6 +410,15 @@ func newHost(o *Options, idx int, product string, create func(string) (io.WriteC
 	// Concurrency sessions are open at once.
 	h.meanGap = 10000 / o.Concurrency
 	return h, nil
+}
+
+// formatOf maps a file's dialect suffix to the parser's --format name: IMail's antispam log
+// is a separate file but the same "imail" dialect.
+func formatOf(suffix string) string {
+	if suffix == "imail-antispam" {
+		return "imail"
+	}
+	return suffix
 }
 
 func hostName(product string, idx int) string {

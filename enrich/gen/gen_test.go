@@ -125,9 +125,9 @@ var (
 		"icdsoft-delivery":    regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d, (?:init, <\S*>|try, \d+, (?:local|remote), \S+|result, \d+, (?:success|deferral|failure), \S+)$`),
 		"smtpf":               regexp.MustCompile(syslogHdr + `smtpf\[\d+\]: [0-9A-Za-z]{6}\d{10}[0-9A-Za-z]{2} (?:#\d{3} )?\S.*$`),
 		"qmail":               regexp.MustCompile(syslogHdr + `(?:qmail-smtpd\[\d+\]: CHKUSER (?:accepted sender|rejected sender|accepted rcpt|rejected rcpt|rejected relaying|must auth): from <[^:>]*:[^:>]*:[^>]*> remote <[^:>]*:[^:>]*:[\d.]+> rcpt <[^>]*> : .+|qmail: \d{10}\.\d{6} (?:new msg \d+|info msg \d+: bytes \d+ from <\S*> qp \d+ uid \d+|starting delivery \d+: msg \d+ to (?:local|remote) \S+|delivery \d+: (?:success|deferral|failure): \S+|end msg \d+|rblsmtpd: [\d.]+ pid \d+ \S+: \d{3} .+))$`),
-		"isode":               regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (critical|fatal|error|warning|authfail|authok|notice|info|detail|debug|pdu) MTA_SMTP (\w+)\((\d+)\) smtpsrvr\[\d+\]: conn=\d+ .+$`),
+		"isode":               regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (critical|fatal|error|warning|authfail|authok|notice|info|detail|debug|pdu) MTA_SMTP (\w+) (\d+) smtpserver\[\d+\]: conn=\d+ .+$`),
 		"mailenable-activity": regexp.MustCompile(`^\d\d/\d\d/\d\d \d\d:\d\d:\d\d\tSMTP-(?:IN|OU)\t(?:[0-9A-F]{32}\.MAI)?\t\d+\t[\d.]+\t[A-Z]*\t[^\t]*\t\d{3}[ -][^\t]*\t\d+\t\d+(?:\t[^\t]*\t)?$`),
-		"mailenable-debug":    regexp.MustCompile(`^\d\d/\d\d/\d\d \d\d:\d\d:\d\d\tSMTP-IN\t[0-9A-F]{32}\.MAI\t\d+\t[\d.]+\tME-(I0073|I0101|I0102|I0106|I0107|I0108|I0110|I0111|I0112|E0109): .+$`),
+		"mailenable-debug":    regexp.MustCompile(`^\d\d/\d\d/\d\d \d\d:\d\d:\d\d SMTP-IN [0-9A-F]{32}\.MAI \d+ [\d.]+ ME-(I0073|I0101|I0102|I0106|I0107|I0108|I0110|I0111|I0112|E0109): .+$`),
 		"imail":               regexp.MustCompile(`^\d\d:\d\d \d\d:\d\d (?:SMTPD|SMTP-|SMTP)\((?:[0-9a-f]{8}|[0-9a-f]{16})\) (?:\[[\d.]+\] )?\S.*$`),
 		"imail-antispam":      regexp.MustCompile(`^\d\d:\d\d \d\d:\d\d SMTPD?\([0-9a-f]+\) (?:BLACKLIST:|VALIDATION: |validation: |message failed |email determined to be spam by Premium filter, Tag = ).+$`),
 	}
@@ -276,7 +276,7 @@ func keyInLine(tr *Truth, line string) bool {
 		return strings.Contains(line, "["+tr.SessionKey+"]") || strings.Contains(line, " pid "+tr.SessionKey+" ")
 	case ProductMailEnable:
 		sock, ip, _ := strings.Cut(tr.SessionKey, "/")
-		return strings.Contains(line, "\t"+sock+"\t"+ip+"\t")
+		return strings.Contains(line, "\t"+sock+"\t"+ip+"\t") || strings.Contains(line, " "+sock+" "+ip+" ME-")
 	case ProductIMail:
 		return strings.Contains(line, "("+tr.SessionKey+")")
 	default: // smtpf SID, isode conn=N

@@ -110,14 +110,14 @@ func (m *imailModel) build(h *host, s *session, at int64) {
 	main(t, "SMTPD", cid, c.ipStr, "MAIL FROM:<"+c.sender+">")
 	switch kind {
 	case imSender:
-		spam(t, "VALIDATION: (MAIL FROM) "+domainOf(c.sender)+" FAILED to resolve MX/A record for mail server "+c.sender)
+		spam(t, "VALIDATION: (MAIL FROM) domain FAILED to resolve MX/A record for mail server "+c.sender)
 		label, reason = record.DeniedSender, "VALIDATION (MAIL FROM)"
 	case imRDNS:
-		spam(t, "VALIDATION: (REVDNS) "+domainOf(c.sender)+" performing reverse dns lookup on address "+c.ipStr)
+		spam(t, "VALIDATION: (REVDNS) domain performing reverse dns lookup on address "+c.ipStr)
 		spam(t, "VALIDATION: (REVDNS) "+c.ipStr+" address does not have a valid MX or A record, message rejected")
 		label, reason = record.DeniedRDNS, "VALIDATION (REVDNS)"
 	case imAllowed:
-		spam(t, "validation: (mail from) "+domainOf(c.sender)+" suceeded for user "+c.sender+".")
+		spam(t, "validation: (mail from) domain suceeded for user "+c.sender)
 	}
 	n := 1 + weighted{60, 25, 10, 5}.pick(r)
 	var rcpts []string

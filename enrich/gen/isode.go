@@ -9,10 +9,12 @@ import (
 // Isode M-Switch event log. No public real line exists (FORMATS.md §4.2), so these lines are
 // SYNTHETIC, in the default header layout documented in doc.go:
 //
-//	2021-03-09 12:43:51.123 info MTA_SMTP Connection(102) smtpsrvr[4321]: conn=17 New connection from [192.0.2.12]:51234
-//	2021-03-09 12:43:51.301 pdu MTA_SMTP ReadPDU(31) smtpsrvr[4321]: conn=17 C: MAIL FROM:<a@b.example>
-//	2021-03-09 12:43:51.302 pdu MTA_SMTP WritePDU(30) smtpsrvr[4321]: conn=17 S: 250 2.1.0 OK
-//	2021-03-09 12:43:55.877 notice MTA_SMTP Close(212) smtpsrvr[4321]: conn=17 Closing SMTP connection
+//	2021-03-09 12:43:51.123 info MTA_SMTP Connection 102 smtpserver[4321]: conn=17 New connection from [192.0.2.12]:51234
+//	2021-03-09 12:43:51.301 pdu MTA_SMTP ReadPDU 31 smtpserver[4321]: conn=17 C: MAIL FROM:<a@b.example>
+//	2021-03-09 12:43:51.302 pdu MTA_SMTP WritePDU 30 smtpserver[4321]: conn=17 S: 250 2.1.0 OK
+//	2021-03-09 12:43:55.877 notice MTA_SMTP Close 212 smtpserver[4321]: conn=17 Closing SMTP connection
+//
+// This is the parser's documented default header (enrich/parse/patterns/isode.grok).
 //
 // The session key is the conn=<n> token that starts the text (configurable on the parser
 // side). Event names, ids and severities are those of seed 000 plus Close 212 (R19).
@@ -165,7 +167,7 @@ func (m *isodeModel) pdu(s *session, h *host, t int64, conn string, read bool, t
 	}
 }
 
-// ev appends "YYYY-MM-DD HH:MM:SS.mmm <severity> MTA_SMTP <Name>(<ID>) smtpsrvr[<pid>]: <conn> <text>".
+// ev appends "YYYY-MM-DD HH:MM:SS.mmm <severity> MTA_SMTP <Name> <ID> smtpserver[<pid>]: <conn> <text>".
 func (m *isodeModel) ev(s *session, h *host, t int64, sev, name string, id int, conn, text string) {
 	st := s.mark()
 	m.clk.set(t)
@@ -176,9 +178,9 @@ func (m *isodeModel) ev(s *session, h *host, t int64, sev, name string, id int, 
 	s.buf = append(s.buf, sev...)
 	s.buf = append(s.buf, " MTA_SMTP "...)
 	s.buf = append(s.buf, name...)
-	s.buf = append(s.buf, '(')
+	s.buf = append(s.buf, ' ')
 	s.buf = appendInt(s.buf, id)
-	s.buf = append(s.buf, ") smtpsrvr["...)
+	s.buf = append(s.buf, " smtpserver["...)
 	s.buf = appendInt(s.buf, m.pid)
 	s.buf = append(s.buf, "]: "...)
 	s.buf = append(s.buf, conn...)

@@ -14,10 +14,11 @@ import (
 // the next connection). A banned client gets one row with an empty command and the 530 reply.
 //
 // SMTP-Debug log: its line layout is not public (FORMATS.md §5.3). The generator writes the
-// activity log's first five columns, then "ME-xNNNN: text", so that codes join by socket and
-// IP (SYNTHETIC layout, documented in doc.go):
+// timestamp, then the activity log's connection columns separated by spaces, then
+// "ME-xNNNN: text", so that codes join by socket and IP (SYNTHETIC layout, documented in
+// doc.go; the parser takes anything between the timestamp and the code as the process):
 //
-//	03/09/21 12:43:51<TAB>SMTP-IN<TAB>6468E5679CDC4F53AFB8064FA9FA29E6.MAI<TAB>2816<TAB>192.0.2.12<TAB>ME-I0111: Relay Denied: Failed to meet all relay criteria.
+//	03/09/21 12:43:51 SMTP-IN 6468E5679CDC4F53AFB8064FA9FA29E6.MAI 2816 192.0.2.12 ME-I0111: Relay Denied: Failed to meet all relay criteria.
 
 type mailenableModel struct {
 	socks  socketPool
@@ -93,13 +94,13 @@ func (m *mailenableModel) build(h *host, s *session, at int64) {
 		st := s.mark()
 		m.clk.set(t)
 		b := appendUSDate(s.buf, &m.clk)
-		b = append(b, "\tSMTP-IN\t"...)
+		b = append(b, " SMTP-IN "...)
 		b = append(b, msgFile...)
-		b = append(b, '\t')
+		b = append(b, ' ')
 		b = appendInt(b, sock)
-		b = append(b, '\t')
+		b = append(b, ' ')
 		b = append(b, c.ipStr...)
-		b = append(b, '\t')
+		b = append(b, ' ')
 		b = append(b, code...)
 		b = append(b, ": "...)
 		s.buf = append(b, text...)
