@@ -76,7 +76,7 @@ func TestSmtpfCatalogue(t *testing.T) {
 		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #717 sender <a@example.org> f="white" spf-mail=Pass spf-helo=None x="250 2.1.0 sender <a@example.org> OK #290 (k4G9Bh285856336700)"`,
 			map[event.Field]string{event.FieldSender: "a@example.org", event.FieldSPF: "Pass", event.FieldReplyCode: "250", event.FieldFlags: "white"}},
 		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #718 recipient <b@example.com> f="black" x="550 5.7.1 recipient <b@example.com> black listed #135 (k4G9Bh285856336700)"`,
-			map[event.Field]string{event.FieldRecipient: "b@example.com", event.FieldReplyCode: "550", event.FieldFlags: "black"}},
+			map[event.Field]string{event.FieldRecipient: "b@example.com", event.FieldReplyCode: "550", event.FieldEnhancedCode: "5.7.1", event.FieldFlags: "black"}},
 		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #720 message <k4G9Bh285856336700AB> f="ok" b=2048 m=<1@x> s="hi there" x="250 2.0.0 message accepted #554"`,
 			map[event.Field]string{event.FieldMessageID: "k4G9Bh285856336700AB", event.FieldSize: "2048", event.FieldReplyCode: "250"}},
 		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #721 end i=192.0.2.25 p="mail.example.org" f="quit" h="helo.example.org" b=100 t=3 p0f`,
