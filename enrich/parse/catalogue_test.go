@@ -54,6 +54,12 @@ func TestSmtpfCatalogue(t *testing.T) {
 			first[e.Num] = e
 		}
 	}
+	keyed := 0
+	defer func() {
+		if keyed == 0 {
+			t.Error("no host/client entry was checked for its key fields")
+		}
+	}()
 	for _, e := range smtpfCatalogue {
 		text := fillFormat(e.Format)
 		code := fmt.Sprintf("#%d", e.Num)
@@ -63,7 +69,15 @@ func TestSmtpfCatalogue(t *testing.T) {
 			fmt.Sprintf("Mar 19 12:43:51 mx1 smtpf[28585]: %s %s", code, text), // process-level form
 		} {
 			ev := parseTwice(t, p, line, nil)
-			expect(t, ev, want_(event.ProductSmtpf, code, want.Name, smtpfSeverity(want.Sev), want.Sev))
+			w := want_(event.ProductSmtpf, code, want.Name, smtpfSeverity(want.Sev), want.Sev)
+			if strings.HasPrefix(line[strings.Index(line, "]: ")+3:], "k4G9Bh") &&
+				(strings.HasPrefix(e.Format, "host %s [%s]") || strings.HasPrefix(e.Format, "client %s [%s]")) {
+				// the client's name and address lead these messages
+				w.fields = map[event.Field]string{event.FieldClientPTR: "mail.example.org", event.FieldClientIP: "192.0.2.25"}
+				w.session = "k4G9Bh285856336700"
+				keyed++
+			}
+			expect(t, ev, w)
 		}
 	}
 	// key fields of the session summary lines
