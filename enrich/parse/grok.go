@@ -74,6 +74,7 @@ var prims = map[string]prim{
 	"MX_NOTABOPT":   {kind: primClass, class: classOf(func(c byte) bool { return c != '\t' && c != '\n' }), regex: `[^\t\n]*`, empty: true},
 	"MX_OPTSPACE":   {kind: primClass, class: classOf(func(c byte) bool { return c == ' ' }), regex: ` *`, empty: true},
 	"MX_NOQUOTEOPT": {kind: primClass, class: classOf(func(c byte) bool { return c != '"' && c != '\n' }), regex: `[^"\n]*`, empty: true},
+	"MX_CHKPART":    {kind: primClass, class: classOf(func(c byte) bool { return c != ':' && c != '<' && c != '>' && c != '\n' }), regex: `[^:<>\n]*`, empty: true},
 	"MX_SPACES":     {kind: primClass, class: classOf(func(c byte) bool { return c == ' ' }), regex: ` +`},
 	"MX_SID":        {kind: primFixed, n: 18, class: classOf(isAlnum), regex: `[0-9A-Za-z]{18}`},
 	"MX_TAI64N":     {kind: primFixed, n: 24, class: classOf(isHex), regex: `[0-9A-Fa-f]{24}`},
