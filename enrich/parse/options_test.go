@@ -57,6 +57,7 @@ func TestPatternErrorsNameThePattern(t *testing.T) {
 		{"SPAMDYKE_L96_BAD %{NOTSPACE:not_a_field}", `capture "not_a_field"`},
 		{"SPAMDYKE_L96_BAD (unclosed", `"SPAMDYKE_L96_BAD"`},
 		{"justonetoken", "want \"NAME expression\""},
+		{"SMTPF_L16A_MINE %{GREEDYDATA:text}", "two digits, then _"},
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "x.grok"), []byte(c.grok), 0o644); err != nil {
