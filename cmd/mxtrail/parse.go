@@ -14,6 +14,7 @@ import (
 
 	"github.com/mxtrail/mxtrail/enrich/event"
 	"github.com/mxtrail/mxtrail/enrich/parse"
+	"github.com/mxtrail/mxtrail/internal/config"
 )
 
 func init() {
@@ -35,8 +36,9 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	tz := fs.String("tz", "UTC", "IANA time zone of lines without one")
 	patterns := fs.String("patterns", "", "directory of extra *.grok pattern files")
 	isodeHeader := fs.String("isode-header", "", "grok expression replacing the Isode header pattern")
+	cfgPath := fs.String("config", "", "mxtrail.yaml whose enrich.parser settings apply (flags win)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mxtrail parse [--format F] [--host H] [--year Y] [--tz Z] [--patterns DIR] [FILE...]")
+		fmt.Fprintln(stderr, "usage: mxtrail parse [--config FILE] [--format F] [--host H] [--year Y] [--tz Z] [--patterns DIR] [FILE...]")
 		fmt.Fprintln(stderr, "Writes one JSON object per input line, in input order; a summary goes to stderr.")
 		fs.PrintDefaults()
 	}
@@ -45,6 +47,29 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return 0
 		}
 		return 2
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var pc config.Parser
+	if *cfgPath != "" {
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "mxtrail parse: %s: %v\n", *cfgPath, err)
+			return 2
+		}
+		pc = cfg.Enrich.Parser
+		if !set["patterns"] {
+			*patterns = pc.PatternDir
+		}
+		if !set["isode-header"] {
+			*isodeHeader = pc.IsodeHeader
+		}
+		if !set["tz"] && pc.TimeZone != "" {
+			*tz = pc.TimeZone
+		}
+		if !set["year"] {
+			*year = pc.DefaultYear
+		}
 	}
 	d, ok := event.ParseDialect(*format)
 	if !ok {
@@ -75,6 +100,20 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		src := &event.Source{Host: *host, Dialect: d, File: name, Loc: loc}
 		if *year == 0 {
 			src.YearRef = ref
+		}
+		// a per-source rule of the config pins what the flags left open
+		if rule := pc.Match(*host, name); rule != nil {
+			if rd, ok := event.ParseDialect(rule.Format); ok && rule.Format != "" && !set["format"] {
+				src.Dialect = rd
+			}
+			if rule.TimeZone != "" && !set["tz"] {
+				if l, err := time.LoadLocation(rule.TimeZone); err == nil {
+					src.Loc = l
+				}
+			}
+			if rule.Year != 0 && !set["year"] {
+				src.YearRef = time.Date(rule.Year, 12, 31, 23, 59, 59, 0, loc)
+			}
 		}
 		return parseStream(ctx, p, r, src, out, st)
 	}

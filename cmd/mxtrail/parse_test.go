@@ -94,3 +94,30 @@ func TestParseCommandFilesAndPin(t *testing.T) {
 		t.Errorf("missing file: exit %d, want 1", code)
 	}
 }
+
+func TestParseCommandConfigPins(t *testing.T) {
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "bare-spamdyke.log")
+	if err := os.WriteFile(logf, []byte("Mar  9 11:10:37 mx1 spamdyke[7]: ALLOWED from: a@b to: c@d origin_ip: 192.0.2.1 origin_rdns: x auth: (unknown) encryption: TLS reason: 250_ok\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "mxtrail.yaml")
+	yaml := "enrich:\n  parser:\n    time_zone: UTC\n    sources:\n      - {path: \"" + filepath.Join(dir, "bare-*.log") + "\", format: spamdyke, time_zone: Europe/Sofia, year: 2019}\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := runParse(context.Background(), []string{"--config", cfg, logf}, nil, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), `"time":"2019-03-09T11:10:37+02:00"`) {
+		t.Errorf("config rule (zone, year) not applied: %s", out.String())
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("enrich:\n  parser:\n    time_zone: Mars/Base\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := runParse(context.Background(), []string{"--config", bad, logf}, nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "enrich.parser.time_zone") {
+		t.Errorf("bad config: exit %d, stderr %s", code, errb.String())
+	}
+}

@@ -195,10 +195,10 @@ type Source struct {
 	Line    int64          // 1-based line number
 	Offset  int64          // byte offset of the line in the file or partition
 	Loc     *time.Location // zone of lines without one; nil means UTC
-	// YearRef anchors lines without a year (syslog, IMail): each gets the year that puts it
-	// closest before YearRef + 31 days, so a file running Dec→Jan with YearRef = its mtime
-	// gets both years right. Zero means "the year of the line's own date is unknowable":
-	// the parser then uses DefaultYear from its options.
+	// YearRef anchors lines without a year (syslog, IMail): a line gets YearRef's year,
+	// or the year before when its date would fall more than about a month after YearRef,
+	// so a file running Dec→Jan with YearRef = its mtime gets both years right. Zero means
+	// no reference: the parser uses DefaultYear from its options.
 	YearRef time.Time
 }
 

@@ -158,3 +158,50 @@ func BenchmarkParseParallel(b *testing.B) {
 	})
 	reportLines(b, start, 1)
 }
+
+// BenchmarkParseRatio interleaves the two paths over the same corpus in every iteration, so
+// machine noise hits both alike, and reports their ratio (x_baseline; the target is >= 35).
+// Allocation figures of this benchmark mix both paths: read them from BenchmarkParse.
+func BenchmarkParseRatio(b *testing.B) {
+	lines := benchCorpus(b)
+	p, err := New(Options{DefaultYear: 2026})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := grok.NewWithConfig(&grok.Config{NamedCapturesOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, pat := range telegrafPatterns {
+		if _, err := g.Parse(pat, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var ev event.Event
+	var fast, slow time.Duration
+	b.SetBytes(21 * corpusBytes(lines)) // bytes through both paths per op
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		for r := 0; r < 20; r++ { // the fast path is too quick to time once per corpus
+			for _, l := range lines {
+				p.Parse(&ev, l, nil)
+			}
+		}
+		t1 := time.Now()
+		for _, l := range lines {
+			s := string(l)
+			for _, pat := range telegrafPatterns {
+				if m, _ := g.Parse(pat, s); len(m) > 0 {
+					break
+				}
+			}
+		}
+		fast += t1.Sub(t0)
+		slow += time.Since(t1)
+	}
+	n := float64(b.N * len(lines))
+	b.ReportMetric(20*n/fast.Seconds(), "router_lines/s")
+	b.ReportMetric(n/slow.Seconds(), "baseline_lines/s")
+	b.ReportMetric((20*n/fast.Seconds())/(n/slow.Seconds()), "x_baseline")
+}

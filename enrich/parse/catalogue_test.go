@@ -54,6 +54,12 @@ func TestSmtpfCatalogue(t *testing.T) {
 			first[e.Num] = e
 		}
 	}
+	keyed := 0
+	defer func() {
+		if keyed == 0 {
+			t.Error("no host/client entry was checked for its key fields")
+		}
+	}()
 	for _, e := range smtpfCatalogue {
 		text := fillFormat(e.Format)
 		code := fmt.Sprintf("#%d", e.Num)
@@ -63,7 +69,15 @@ func TestSmtpfCatalogue(t *testing.T) {
 			fmt.Sprintf("Mar 19 12:43:51 mx1 smtpf[28585]: %s %s", code, text), // process-level form
 		} {
 			ev := parseTwice(t, p, line, nil)
-			expect(t, ev, want_(event.ProductSmtpf, code, want.Name, smtpfSeverity(want.Sev), want.Sev))
+			w := want_(event.ProductSmtpf, code, want.Name, smtpfSeverity(want.Sev), want.Sev)
+			if strings.HasPrefix(line[strings.Index(line, "]: ")+3:], "k4G9Bh") &&
+				(strings.HasPrefix(e.Format, "host %s [%s]") || strings.HasPrefix(e.Format, "client %s [%s]")) {
+				// the client's name and address lead these messages
+				w.fields = map[event.Field]string{event.FieldClientPTR: "mail.example.org", event.FieldClientIP: "192.0.2.25"}
+				w.session = "k4G9Bh285856336700"
+				keyed++
+			}
+			expect(t, ev, w)
 		}
 	}
 	// key fields of the session summary lines
@@ -76,11 +90,22 @@ func TestSmtpfCatalogue(t *testing.T) {
 		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #717 sender <a@example.org> f="white" spf-mail=Pass spf-helo=None x="250 2.1.0 sender <a@example.org> OK #290 (k4G9Bh285856336700)"`,
 			map[event.Field]string{event.FieldSender: "a@example.org", event.FieldSPF: "Pass", event.FieldReplyCode: "250", event.FieldFlags: "white"}},
 		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #718 recipient <b@example.com> f="black" x="550 5.7.1 recipient <b@example.com> black listed #135 (k4G9Bh285856336700)"`,
-			map[event.Field]string{event.FieldRecipient: "b@example.com", event.FieldReplyCode: "550", event.FieldFlags: "black"}},
+			map[event.Field]string{event.FieldRecipient: "b@example.com", event.FieldReplyCode: "550", event.FieldEnhancedCode: "5.7.1", event.FieldFlags: "black"}},
 		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #720 message <k4G9Bh285856336700AB> f="ok" b=2048 m=<1@x> s="hi there" x="250 2.0.0 message accepted #554"`,
 			map[event.Field]string{event.FieldMessageID: "k4G9Bh285856336700AB", event.FieldSize: "2048", event.FieldReplyCode: "250"}},
 		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #721 end i=192.0.2.25 p="mail.example.org" f="quit" h="helo.example.org" b=100 t=3 p0f`,
 			map[event.Field]string{event.FieldClientIP: "192.0.2.25", event.FieldClientPTR: "mail.example.org", event.FieldHelo: "helo.example.org", event.FieldSize: "100"}},
+		// 2.6 (git HEAD) forms of the summary lines, same numbers
+		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #637 start mail.example.org [192.0.2.25]:41234 f="" th=1 cn=2 cs=3`,
+			map[event.Field]string{event.FieldClientPTR: "mail.example.org", event.FieldClientIP: "192.0.2.25", event.FieldClientPort: "41234"}},
+		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #717 sender a@example.org tid=k4G9Bh285856336700AB f="" spf-mail=Fail spf-helo=None x="550 5.7.1 sender a@example.org SPF result Fail #702 k4G9Bh285856336700"`,
+			map[event.Field]string{event.FieldSender: "a@example.org", event.FieldMessageID: "k4G9Bh285856336700AB", event.FieldSPF: "Fail", event.FieldReplyCode: "550", event.FieldEnhancedCode: "5.7.1"}},
+		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #718 recipient b@example.com tid=k4G9Bh285856336700AB f="" x="250 2.1.5 recipient b@example.com accepted #290 k4G9Bh285856336700"`,
+			map[event.Field]string{event.FieldRecipient: "b@example.com", event.FieldReplyCode: "250", event.FieldMessageID: "k4G9Bh285856336700AB"}},
+		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #720 message tid=k4G9Bh285856336700AB f="ok" b=2048 r=1/1 m=<1@x> R=0 s="hi there" x="250 2.0.0 message k4G9Bh285856336700AB accepted #554"`,
+			map[event.Field]string{event.FieldMessageID: "k4G9Bh285856336700AB", event.FieldSize: "2048", event.FieldReplyCode: "250"}},
+		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #721 end i=192.0.2.25 p="mail.example.org" f="quit" h="helo.example.org" m=1/1 b=100 R=1 t=3 l="550 5.7.1 black listed"`,
+			map[event.Field]string{event.FieldClientIP: "192.0.2.25", event.FieldHelo: "helo.example.org", event.FieldSize: "100", event.FieldStatus: "1", event.FieldReplyText: "550 5.7.1 black listed"}},
 		{`Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #523 dns-bl found 192.0.2.25 zen.spamhaus.org`,
 			map[event.Field]string{event.FieldClientIP: "192.0.2.25", event.FieldDNSBL: "zen.spamhaus.org"}},
 	} {

@@ -74,6 +74,7 @@ var prims = map[string]prim{
 	"MX_NOTABOPT":   {kind: primClass, class: classOf(func(c byte) bool { return c != '\t' && c != '\n' }), regex: `[^\t\n]*`, empty: true},
 	"MX_OPTSPACE":   {kind: primClass, class: classOf(func(c byte) bool { return c == ' ' }), regex: ` *`, empty: true},
 	"MX_NOQUOTEOPT": {kind: primClass, class: classOf(func(c byte) bool { return c != '"' && c != '\n' }), regex: `[^"\n]*`, empty: true},
+	"MX_CHKPART":    {kind: primClass, class: classOf(func(c byte) bool { return c != ':' && c != '<' && c != '>' && c != '\n' }), regex: `[^:<>\n]*`, empty: true},
 	"MX_SPACES":     {kind: primClass, class: classOf(func(c byte) bool { return c == ' ' }), regex: ` +`},
 	"MX_SID":        {kind: primFixed, n: 18, class: classOf(isAlnum), regex: `[0-9A-Za-z]{18}`},
 	"MX_TAI64N":     {kind: primFixed, n: 24, class: classOf(isHex), regex: `[0-9A-Fa-f]{24}`},
@@ -118,33 +119,18 @@ func newCompiler(defs map[string]string) (*compiler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start grok: %w", err)
 	}
+	// One AddPatternsFromMap: vjeantet/grok rebuilds every pattern on each AddPattern call.
+	all := make(map[string]string, len(defs)+len(prims))
 	for name, p := range prims {
-		if err := g.AddPattern(name, p.regex); err != nil {
-			return nil, fmt.Errorf("add grok primitive %q: %w", name, err)
-		}
+		all[name] = p.regex
 	}
-	// vjeantet/grok resolves references at AddPattern time, so add in dependency order by
-	// retrying until no progress.
-	pending := make([]string, 0, len(defs))
-	for n := range defs {
+	for n, d := range defs {
 		if _, isPrim := prims[n]; !isPrim {
-			pending = append(pending, n)
+			all[n] = d
 		}
 	}
-	sort.Strings(pending)
-	for len(pending) > 0 {
-		var next []string
-		var lastErr error
-		for _, n := range pending {
-			if err := g.AddPattern(n, defs[n]); err != nil {
-				next = append(next, n)
-				lastErr = fmt.Errorf("compile grok pattern %q: %w", n, err)
-			}
-		}
-		if len(next) == len(pending) {
-			return nil, lastErr
-		}
-		pending = next
+	if err := g.AddPatternsFromMap(all); err != nil {
+		return nil, namePatternError(all, err)
 	}
 	return &compiler{defs: defs, g: g}, nil
 }
@@ -182,6 +168,30 @@ func (c *compiler) refExpr(p *Pattern) string {
 		return p.slowKey
 	}
 	return "^" + strings.TrimSuffix(strings.TrimPrefix(p.Expr, "^"), "$") + "$"
+}
+
+var refRE = regexp.MustCompile(`%\{(\w+)(?::[\w\[\]]+)*\}`)
+
+// namePatternError turns vjeantet/grok's error into one that names the definition that
+// references an undefined pattern, when that is the cause.
+func namePatternError(all map[string]string, err error) error {
+	ref, _ := grok.New()
+	names := make([]string, 0, len(all))
+	for n := range all {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, m := range refRE.FindAllStringSubmatch(all[n], -1) {
+			if _, ok := all[m[1]]; ok {
+				continue
+			}
+			if _, e := ref.Parse("%{"+m[1]+"}", ""); e != nil {
+				return fmt.Errorf("compile grok pattern %q: reference to undefined pattern %q", n, m[1])
+			}
+		}
+	}
+	return fmt.Errorf("compile grok patterns: %w", err)
 }
 
 var captureRE = regexp.MustCompile(`%\{\w+:(\w+)(?::\w+)?\}`)

@@ -128,7 +128,38 @@ func (p *Parser) Parse(ev *event.Event, line []byte, src *event.Source) {
 		ev.Reason = ReasonBadTime
 		return
 	}
+	replyDetails(ev)
 	ev.Parsed = true
+}
+
+// replyDetails derives what every product's reply text shares: an RFC 3463 enhanced status
+// code at the start of the reply text ("5.7.1 ..."), and for spamdyke the reply code at the
+// start of an underscored reason ("554_Refused..." , "250_ok_...").
+func replyDetails(ev *event.Event) {
+	if s := ev.Fields[event.FieldReplyText]; s.Len >= 6 && ev.Fields[event.FieldEnhancedCode].Len == 0 {
+		t := ev.Bytes(s)
+		if (t[0] == '2' || t[0] == '4' || t[0] == '5') && t[1] == '.' {
+			k := 2
+			dots := 1
+			for k < len(t) && (isDigit(t[k]) || t[k] == '.') {
+				if t[k] == '.' {
+					dots++
+				}
+				k++
+			}
+			if dots == 2 && t[k-1] != '.' && (k == len(t) || t[k] == ' ') {
+				ev.Fields[event.FieldEnhancedCode] = event.Span{Off: s.Off, Len: uint32(k)}
+			}
+		}
+	}
+	if ev.Dialect == event.DialectSpamdyke && ev.Fields[event.FieldReplyCode].Len == 0 {
+		if s := ev.Fields[event.FieldReason]; s.Len >= 4 {
+			t := ev.Bytes(s)
+			if t[0] >= '2' && t[0] <= '5' && isDigit(t[1]) && isDigit(t[2]) && t[3] == '_' {
+				ev.Fields[event.FieldReplyCode] = event.Span{Off: s.Off, Len: 3}
+			}
+		}
+	}
 }
 
 // ParseAppend parses line into the next element of dst (reusing its buffer) and returns

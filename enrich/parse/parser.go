@@ -124,6 +124,10 @@ func New(opts Options) (*Parser, error) {
 		pre := prefixes[d]
 		for _, n := range names {
 			if !isTopLevel(n, pre) {
+				if strings.HasPrefix(n, pre) && len(n) > len(pre) && isDigit(n[len(pre)]) {
+					// e.g. SMTPF_L16A_X: meant as top-level, would be silently unused
+					return nil, fmt.Errorf("compile grok pattern %q: a top-level name is %sNN_<name> (two digits, then _)", n, pre)
+				}
 				continue
 			}
 			pat, err := c.compile(n)

@@ -96,7 +96,7 @@ func TestQmail(t *testing.T) {
 		{"@4000000060475a3107595f80 delivery 7: failure: Sorry,_no_mailbox_here_by_that_name._(#5.1.1)/", "delivery", " qmail delivery 7", map[event.Field]string{event.FieldDeliveryResult: "failure"}, time.Time{}},
 		{"Mar  9 10:43:51 mx1 rblsmtpd: 203.0.113.66 pid 4242: 451 http://www.spamhaus.org/query/bl?ip=203.0.113.66", "rblsmtpd", "mx1 rblsmtpd[]", map[event.Field]string{event.FieldClientIP: "203.0.113.66", event.FieldReplyCode: "451"}, time.Time{}},
 		{"Mar  9 10:43:51 mx1 qmail-smtpd[4242]: CHKUSER accepted rcpt: from <a@example.net:: remote <helo.example.net:unknown:203.0.113.66> rcpt <r@example.com> : found existing recipient", "", "", nil, time.Time{}},
-		{"Mar  9 10:43:51 mx1 qmail-smtpd[4242]: CHKUSER rejected rcpt: from <a@example.net::> remote <helo.example.net:unknown:203.0.113.66> rcpt <nobody@example.com> : not existing recipient", "rejected rcpt", "mx1 qmail-smtpd[4242]", map[event.Field]string{event.FieldRecipient: "nobody@example.com", event.FieldReason: "not existing recipient"}, time.Time{}},
+		{"Mar  9 10:43:51 mx1 qmail-smtpd[4242]: CHKUSER rejected rcpt: from <a@example.net::> remote <helo.example.net:unknown:203.0.113.66> rcpt <nobody@example.com> : not existing recipient", "rejected rcpt", "mx1 qmail-smtpd[4242]", map[event.Field]string{event.FieldRecipient: "nobody@example.com", event.FieldReason: "not existing recipient", event.FieldSender: "a@example.net", event.FieldHelo: "helo.example.net", event.FieldClientPTR: "unknown", event.FieldClientIP: "203.0.113.66"}, time.Time{}},
 	} {
 		ev := parseTwice(t, p, c.line, nil)
 		if c.code == "" { // malformed chkuser: still a qmail event, kept as text
