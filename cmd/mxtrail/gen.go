@@ -27,6 +27,7 @@ func runGen(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	start := fs.String("start", o.Start.Format(time.RFC3339), "wall-clock time of the first session (RFC 3339)")
 	fs.Float64Var(&o.Concurrency, "concurrency", o.Concurrency, "mean number of concurrently open sessions per host")
 	fs.Float64Var(&o.GarbageRate, "garbage", o.GarbageRate, "probability of a garbage line before each log line (0..0.5)")
+	fs.Float64Var(&o.Reorder, "reorder", o.Reorder, "probability that a line is written after the next line of its file (late lines, 0..0.5)")
 	fs.DurationVar(&o.MaxSkew, "skew", o.MaxSkew, "maximum clock skew of a host, either way")
 	products := fs.String("products", "", "comma-separated products to simulate (default: all)")
 	fs.StringVar(&o.OutDir, "out", "gen-out", "output directory")
