@@ -167,6 +167,20 @@ func (m *spamdykeModel) build(h *host, s *session, at int64) {
 	r := h.rng
 	sc := m.scen[m.weights.pick(r)]
 	c := newClient(r, sc.spam)
+	// The rDNS filters say something about the PTR name: make it fit.
+	dashed := string(appendDashedIP(nil, c.ipStr))
+	switch sc.code {
+	case sdRDNSMiss:
+		c.ptr = ""
+	case sdRDNSRes:
+		if c.ptr == "" {
+			c.ptr = "mail." + spamDomain(r)
+		}
+	case sdIPRDNS:
+		c.ptr = "host-" + dashed + "." + pick(r, ispSuffixes)
+	case sdIPCCRDNS:
+		c.ptr = dashed + ".dsl.telecom." + pick(r, []string{"br", "cn", "ru", "vn", "in", "tr"})
+	}
 	pid := m.pids.alloc(r)
 	s.release = func() { m.pids.free(pid) }
 	s.t.SessionKey = strconv.Itoa(pid)
