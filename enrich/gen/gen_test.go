@@ -497,7 +497,7 @@ func TestOutcomeMixCoversEveryLabel(t *testing.T) {
 func TestInterleavingAndReuse(t *testing.T) {
 	o := small(3, 0)
 	o.Sessions = 0
-	o.Lines = 250000
+	o.Lines = 150000
 	o.Hosts = 7
 	o.GarbageRate = 0
 	fs, _ := generate(t, o)
