@@ -27,7 +27,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -351,7 +350,6 @@ type host struct {
 	product  string
 	skew     int64 // ms added to every timestamp
 	rng      *rand.Rand
-	clk      clock
 	files    []*outFile
 	create   func(string) (io.WriteCloser, error)
 	truth    *bufio.Writer
@@ -808,14 +806,4 @@ func truncate(b []byte, n int) string {
 		return string(b[:n]) + "..."
 	}
 	return string(b)
-}
-
-// sortedKeys is used for deterministic iteration over small maps.
-func sortedKeys(m map[string]int) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
