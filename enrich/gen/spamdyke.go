@@ -11,6 +11,8 @@ import (
 
 // sdCode is a spamdyke CODE with its unified label, the reply spamdyke sends (FORMATS.md §1.3,
 // severity prefix) and the text ICDSoft shows in its SMTP log.
+var ccTLDs = []string{"br", "cn", "ru", "vn", "in", "tr"}
+
 type sdCode struct {
 	code  string
 	label record.Outcome
@@ -168,7 +170,6 @@ func (m *spamdykeModel) build(h *host, s *session, at int64) {
 	sc := m.scen[m.weights.pick(r)]
 	c := newClient(r, sc.spam)
 	// The rDNS filters say something about the PTR name: make it fit.
-	dashed := string(appendDashedIP(nil, c.ipStr))
 	switch sc.code {
 	case sdRDNSMiss:
 		c.ptr = ""
@@ -177,9 +178,9 @@ func (m *spamdykeModel) build(h *host, s *session, at int64) {
 			c.ptr = "mail." + spamDomain(r)
 		}
 	case sdIPRDNS:
-		c.ptr = "host-" + dashed + "." + pick(r, ispSuffixes)
+		c.ptr = "host-" + string(appendDashedIP(nil, c.ipStr)) + "." + pick(r, ispSuffixes)
 	case sdIPCCRDNS:
-		c.ptr = dashed + ".dsl.telecom." + pick(r, []string{"br", "cn", "ru", "vn", "in", "tr"})
+		c.ptr = string(appendDashedIP(nil, c.ipStr)) + ".dsl.telecom." + pick(r, ccTLDs)
 	}
 	pid := m.pids.alloc(r)
 	s.release = func() { m.pids.free(pid) }
