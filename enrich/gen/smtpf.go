@@ -103,7 +103,7 @@ func (m *smtpfModel) build(h *host, s *session, at int64) {
 		s.rollUp(label, code, reason)
 		return
 	}
-	m.line(s, h, t, sid, 717, "sender <"+c.sender+`> f="" spf-mail=`+pick(r, []string{"Pass", "None", "Neutral", "SoftFail"})+" spf-helo=None x=\"250 2.1.0 sender <"+c.sender+"> OK #281 ("+sid+")\"")
+	m.line(s, h, t, sid, 717, "sender <"+c.sender+`> f="" spf-mail=`+pick(r, []string{"Pass", "None", "Neutral", "SoftFail"})+" spf-helo=None x=\"250 2.1.0 sender <"+c.sender+"> OK ("+sid+")\"")
 	n := 1 + weighted{60, 25, 10, 5}.pick(r)
 	if kind == sfPartial && n < 2 {
 		n = 2
@@ -147,7 +147,7 @@ func (m *smtpfModel) build(h *host, s *session, at int64) {
 	}
 	if accepted > 0 {
 		t += 200 + r.Int64N(2000)
-		m.line(s, h, t, sid, 719, `data x="354 enter mail, end with CRLF.CRLF #720 (`+sid+`)"`)
+		m.line(s, h, t, sid, 719, `data x="354 enter mail, end with CRLF.CRLF (`+sid+`)"`)
 		t += 500 + r.Int64N(8000)
 		m.clk.set(t)
 		mid := string(appendPad(appendTime62(nil, &m.clk), m.pid, 5)) + string(appendPad(nil, m.counter, 5)) + string([]byte{base62[r.IntN(62)], base62[r.IntN(62)]})
