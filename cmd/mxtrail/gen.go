@@ -27,9 +27,10 @@ func runGen(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	start := fs.String("start", o.Start.Format(time.RFC3339), "wall-clock time of the first session (RFC 3339)")
 	fs.Float64Var(&o.Concurrency, "concurrency", o.Concurrency, "mean number of concurrently open sessions per host")
 	fs.Float64Var(&o.GarbageRate, "garbage", o.GarbageRate, "probability of a garbage line before each log line (0..0.5)")
+	fs.Float64Var(&o.Reorder, "reorder", o.Reorder, "probability that a line is written after the next line of its file (late lines, 0..0.5)")
 	fs.DurationVar(&o.MaxSkew, "skew", o.MaxSkew, "maximum clock skew of a host, either way")
 	products := fs.String("products", "", "comma-separated products to simulate (default: all)")
-	fs.StringVar(&o.OutDir, "out", "gen-out", "output directory")
+	fs.StringVar(&o.OutDir, "out", "", "output directory (required: a default run writes ~150 MB)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mxtrail gen [flags]")
 		fmt.Fprintln(stderr, "writes <host>.<dialect>.log per host and dialect, "+gen.TruthFile+" and "+gen.SummaryFile)
@@ -43,6 +44,11 @@ func runGen(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mxtrail gen: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if o.OutDir == "" {
+		fmt.Fprintln(stderr, "mxtrail gen: -out DIR is required")
+		fs.Usage()
 		return 2
 	}
 	t, err := time.Parse(time.RFC3339, *start)

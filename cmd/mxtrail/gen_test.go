@@ -50,7 +50,8 @@ func TestGenCommandRejectsBadFlags(t *testing.T) {
 		{"gen", "-out", t.TempDir(), "-hosts", "0"},
 		{"gen", "-out", t.TempDir(), "-products", "smtpf,postfix"},
 		{"gen", "-start", "yesterday"},
-		{"gen", "extra"},
+		{"gen", "-out", t.TempDir(), "extra"},
+		{"gen"}, // no -out: refuse rather than write ~150 MB into the working directory
 	} {
 		code, _, stderr := run(t, args...)
 		if code == 0 || stderr == "" {

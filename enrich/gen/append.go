@@ -65,7 +65,6 @@ func ipString(ip uint32) string { return string(appendIP(nil, ip)) }
 type clock struct {
 	sec                                int64
 	year, month, day, hour, min, s, ms int
-	wday                               int
 }
 
 func (c *clock) set(ms int64) {

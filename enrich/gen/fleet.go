@@ -76,13 +76,7 @@ func newClient(r *rand.Rand, spam bool) client {
 		case 0:
 			c.ptr = ""
 		case 1:
-			b := append([]byte("host-"), c.ipStr...)
-			for i := 5; i < len(b); i++ {
-				if b[i] == '.' {
-					b[i] = '-'
-				}
-			}
-			c.ptr = string(b) + "." + pick(r, ispSuffixes)
+			c.ptr = "host-" + string(appendDashedIP(nil, c.ipStr)) + "." + pick(r, ispSuffixes)
 		default:
 			c.ptr = pick(r, heloWords) + "." + dom
 		}
@@ -197,4 +191,16 @@ func appendGarbage(b []byte, r *rand.Rand, at int64) []byte {
 		b = append(b, ts[:4+r.IntN(len(ts)-4)]...)
 	}
 	return append(b, '\n')
+}
+
+// appendDashedIP appends the dotted IP with dashes, as dynamic PTR names spell it.
+func appendDashedIP(b []byte, ip string) []byte {
+	for i := 0; i < len(ip); i++ {
+		if ip[i] == '.' {
+			b = append(b, '-')
+		} else {
+			b = append(b, ip[i])
+		}
+	}
+	return b
 }

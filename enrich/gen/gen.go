@@ -27,7 +27,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -60,6 +59,7 @@ type Options struct {
 	Start       time.Time     // wall-clock time of the first session (before skew)
 	Concurrency float64       // mean number of concurrently open sessions per host
 	GarbageRate float64       // probability that a garbage line precedes a log line (0..0.5)
+	Reorder     float64       // probability that a line is written after the next line of its file (0..0.5)
 	MaxSkew     time.Duration // each host's clock is off by a random amount in [-MaxSkew, MaxSkew]
 	ProductList []string      // products to use; empty means all of Products()
 	OutDir      string        // where files go (ignored when Create is set)
@@ -104,6 +104,9 @@ func (o *Options) Validate() error {
 	}
 	if !(o.GarbageRate >= 0 && o.GarbageRate <= 0.5) {
 		errs = append(errs, fmt.Errorf("garbage rate %v: must be 0..0.5", o.GarbageRate))
+	}
+	if !(o.Reorder >= 0 && o.Reorder <= 0.5) {
+		errs = append(errs, fmt.Errorf("reorder rate %v: must be 0..0.5", o.Reorder))
 	}
 	if o.MaxSkew < 0 || o.MaxSkew > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("max skew %v: must be 0..24h", o.MaxSkew))
@@ -169,6 +172,7 @@ type FileSummary struct {
 	Dialect string `json:"dialect"` // the parser's --format name
 	Lines   int    `json:"lines"`   // every line, garbage included
 	Garbage int    `json:"garbage"` // garbage lines among them
+	Late    int    `json:"late"`    // lines written after a line of a later session step (Reorder)
 	Bytes   int64  `json:"bytes"`
 }
 
@@ -289,9 +293,10 @@ func Generate(ctx context.Context, opts Options) (*Summary, error) {
 // One host: files, clock, id spaces and the merge of its sessions' lines by time.
 
 type outFile struct {
-	sum *FileSummary
-	wc  io.WriteCloser
-	w   *bufio.Writer
+	sum  *FileSummary
+	wc   io.WriteCloser
+	w    *bufio.Writer
+	held *item // a line held back by Reorder
 }
 
 // item is one pending log line (or an atomically written block of lines) of a session.
@@ -345,7 +350,6 @@ type host struct {
 	product  string
 	skew     int64 // ms added to every timestamp
 	rng      *rand.Rand
-	clk      clock
 	files    []*outFile
 	create   func(string) (io.WriteCloser, error)
 	truth    *bufio.Writer
@@ -469,7 +473,10 @@ func (h *host) run(ctx context.Context, sessions, lines int) error {
 		gap := int64(h.rng.ExpFloat64()*h.meanGap) + 1
 		h.now += gap
 	}
-	return h.drain(math.MaxInt64)
+	if err := h.drain(math.MaxInt64); err != nil {
+		return err
+	}
+	return h.flushHeld()
 }
 
 func (h *host) pendingLines() int { return h.queued }
@@ -519,7 +526,39 @@ func (h *host) drain(until int64) error {
 	return nil
 }
 
+// emit writes one due item. With Reorder, an item may instead be held back and written just
+// after the next item of the same file: a line arriving late, as through a syslog relay.
 func (h *host) emit(it *item) error {
+	f := h.files[it.file]
+	if held := f.held; held != nil {
+		f.held = nil
+		if err := h.write(it); err != nil {
+			return err
+		}
+		f.sum.Late += int(held.lines)
+		return h.write(held)
+	}
+	if h.opts.Reorder > 0 && h.rng.Float64() < h.opts.Reorder {
+		f.held = it
+		return nil
+	}
+	return h.write(it)
+}
+
+// flushHeld writes the items still held back at the end of the run.
+func (h *host) flushHeld() error {
+	for _, f := range h.files {
+		if held := f.held; held != nil {
+			f.held = nil
+			if err := h.write(held); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (h *host) write(it *item) error {
 	f := h.files[it.file]
 	s := it.sess
 	if h.opts.GarbageRate > 0 && h.rng.Float64() < h.opts.GarbageRate {
@@ -537,7 +576,6 @@ func (h *host) emit(it *item) error {
 	if !s.first {
 		s.first = true
 		s.t.First = pos
-		s.t.StartTime = s.res.trunc(it.at)
 	}
 	if _, err := f.w.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", f.sum.Name, err)
@@ -561,9 +599,6 @@ func (h *host) emit(it *item) error {
 		pos.Line += n - 1
 	}
 	s.t.Last = pos
-	if it.at > s.t.EndTime.UnixMilli() || s.pending == len(s.items) {
-		s.t.EndTime = s.res.trunc(it.at)
-	}
 	s.pending--
 	if s.pending == 0 {
 		return h.finish(s)
@@ -577,6 +612,11 @@ func (r resolution) trunc(ms int64) time.Time {
 }
 
 func (h *host) finish(s *session) error {
+	lo, hi := s.items[0].at, s.items[0].at
+	for _, it := range s.items {
+		lo, hi = min(lo, it.at), max(hi, it.at)
+	}
+	s.t.StartTime, s.t.EndTime = s.res.trunc(lo), s.res.trunc(hi)
 	h.tbuf = appendTruth(h.tbuf[:0], &s.t)
 	if _, err := h.truth.Write(h.tbuf); err != nil {
 		return fmt.Errorf("write %s: %w", TruthFile, err)
@@ -766,14 +806,4 @@ func truncate(b []byte, n int) string {
 		return string(b[:n]) + "..."
 	}
 	return string(b)
-}
-
-// sortedKeys is used for deterministic iteration over small maps.
-func sortedKeys(m map[string]int) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -267,11 +267,16 @@ func TestEveryLineHasItsDialectShape(t *testing.T) {
 	}
 }
 
+var icdsoftLine = regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d, `)
+
 // keyInLine says whether a session's key appears in one of its lines, per product.
 func keyInLine(tr *Truth, line string) bool {
 	switch tr.Product {
-	case ProductSpamdyke, ProductICDSoft:
-		return strings.Contains(line, "spamdyke["+tr.SessionKey+"]") || strings.Contains(line, ", from, ")
+	case ProductSpamdyke:
+		return strings.Contains(line, "spamdyke["+tr.SessionKey+"]")
+	case ProductICDSoft:
+		// The ICDSoft SMTP and delivery logs carry no key at all.
+		return strings.Contains(line, "spamdyke["+tr.SessionKey+"]") || icdsoftLine.MatchString(line)
 	case ProductQmail:
 		return strings.Contains(line, "["+tr.SessionKey+"]") || strings.Contains(line, " pid "+tr.SessionKey+" ")
 	case ProductMailEnable:
@@ -285,7 +290,14 @@ func keyInLine(tr *Truth, line string) bool {
 }
 
 func TestTruthAgreesWithFiles(t *testing.T) {
-	fs, sum := generate(t, small(11, 8000))
+	t.Run("in-order", func(t *testing.T) { testTruthAgrees(t, 0) })
+	t.Run("reordered", func(t *testing.T) { testTruthAgrees(t, 0.05) })
+}
+
+func testTruthAgrees(t *testing.T, reorder float64) {
+	o := small(11, 8000)
+	o.Reorder = reorder
+	fs, sum := generate(t, o)
 	truth := readTruth(t, fs)
 	if len(truth) != 8000 || sum.Total.Sessions != 8000 {
 		t.Fatalf("asked for 8000 sessions, truth has %d, summary %d", len(truth), sum.Total.Sessions)
@@ -345,9 +357,33 @@ func TestTruthAgreesWithFiles(t *testing.T) {
 		checkRollUp(t, i, tr)
 		perFile[tr.First.File]++
 	}
-	fileLines := 0
+	fileLines, late := 0, 0
 	for _, f := range sum.Files {
 		fileLines += f.Lines - f.Garbage
+		late += f.Late
+		if !strings.HasPrefix(dialectOf(f.Name), "isode") {
+			continue
+		}
+		// Isode stamps are fixed-width: a late line is one that sorts before its predecessor.
+		prev, back := "", 0
+		eachLine(fs.files[f.Name].Bytes(), func(line []byte, _ int64, _ int) {
+			if len(line) >= 23 && shapes["isode"].Match(line) {
+				if ts := string(line[:23]); ts < prev {
+					back++
+				} else {
+					prev = ts
+				}
+			}
+		})
+		if reorder == 0 && back != 0 {
+			t.Errorf("%s: %d lines go back in time without reordering", f.Name, back)
+		}
+		if reorder > 0 && back == 0 {
+			t.Errorf("%s: reorder %v left every line in time order", f.Name, reorder)
+		}
+	}
+	if (late > 0) != (reorder > 0) {
+		t.Errorf("reorder %v: %d late lines counted", reorder, late)
 	}
 	if total != fileLines {
 		t.Errorf("truth accounts for %d lines, files hold %d non-garbage lines", total, fileLines)
@@ -461,7 +497,7 @@ func TestOutcomeMixCoversEveryLabel(t *testing.T) {
 func TestInterleavingAndReuse(t *testing.T) {
 	o := small(3, 0)
 	o.Sessions = 0
-	o.Lines = 250000
+	o.Lines = 150000
 	o.Hosts = 7
 	o.GarbageRate = 0
 	fs, _ := generate(t, o)

@@ -58,24 +58,24 @@ func (m *isodeModel) build(h *host, s *session, at int64) {
 	s.t.SessionKey = conn
 	s.t.ClientIP, s.t.HELO = c.ipStr, c.helo
 	t := at
-	m.ev(s, h, t, "info", "Connection", 102, conn, "New connection from ["+c.ipStr+"]:"+strconv.Itoa(1024+r.IntN(64000)))
+	m.ev(s, h, t, "info", "Connection", 102, conn, "New connection from [", c.ipStr, "]:", strconv.Itoa(1024+r.IntN(64000)))
 	switch kind {
 	case isRBL:
 		t += 20 + r.Int64N(400)
-		m.ev(s, h, t, "warning", "DNSBLfailed", 106, conn, "DNSBL "+rbls[int(c.ip)%len(rbls)]+" lists ["+c.ipStr+"]: 127.0.0.2")
+		m.ev(s, h, t, "warning", "DNSBLfailed", 106, conn, "DNSBL ", rbls[int(c.ip)%len(rbls)], " lists [", c.ipStr, "]: 127.0.0.2")
 	case isRDNS:
 		t += 20 + r.Int64N(400)
 		ptr := c.ptr
 		if ptr == "" {
 			ptr = "unknown.invalid"
 		}
-		m.ev(s, h, t, "warning", "rDNSfailed", 107, conn, "rDNS of ["+c.ipStr+"] is "+ptr+", which does not map back to the address")
+		m.ev(s, h, t, "warning", "rDNSfailed", 107, conn, "rDNS of [", c.ipStr, "] is ", ptr, ", which does not map back to the address")
 	}
 	t += 50 + r.Int64N(500)
-	m.pdu(s, h, t, conn, false, "220 "+h.name+".example ESMTP M-Switch ready")
+	m.pdu(s, h, t, conn, false, "220 ", h.name, ".example ESMTP M-Switch ready")
 	t += 50 + r.Int64N(1500)
-	m.pdu(s, h, t, conn, true, "EHLO "+c.helo)
-	m.pdu(s, h, t, conn, false, "250 "+h.name+".example")
+	m.pdu(s, h, t, conn, true, "EHLO ", c.helo)
+	m.pdu(s, h, t, conn, false, "250 ", h.name, ".example")
 	if kind == isProtocol {
 		t += 100 + r.Int64N(2000)
 		m.ev(s, h, t, "error", "BufferTooBig", 103, conn, "Command line exceeds 2048 bytes, dropping connection")
@@ -94,26 +94,26 @@ func (m *isodeModel) build(h *host, s *session, at int64) {
 	}
 	t += 100 + r.Int64N(2000)
 	s.t.MailFrom = c.sender
-	m.pdu(s, h, t, conn, true, "MAIL FROM:<"+c.sender+">")
+	m.pdu(s, h, t, conn, true, "MAIL FROM:<", c.sender, ">")
 	dom := domainOf(c.sender)
 	switch kind {
 	case isSPF:
-		m.ev(s, h, t, "error", "SPFfail", 108, conn, "SPF lookup for "+dom+" gave fail for ["+c.ipStr+"]")
-		m.pdu(s, h, t, conn, false, "550 5.7.23 SPF check failed for "+dom)
+		m.ev(s, h, t, "error", "SPFfail", 108, conn, "SPF lookup for ", dom, " gave fail for [", c.ipStr, "]")
+		m.pdu(s, h, t, conn, false, "550 5.7.23 SPF check failed for ", dom)
 		t += 50 + r.Int64N(500)
 		m.pdu(s, h, t, conn, true, "QUIT")
 		m.close(s, h, t, conn)
 		s.rollUp(record.DeniedSPF, 550, "SPFfail")
 		return
 	case isTempfail:
-		m.ev(s, h, t, "error", "SPFtemperror", 113, conn, "Could not get SPF information for "+dom)
-		m.pdu(s, h, t, conn, false, "451 4.4.3 Temporary SPF lookup failure for "+dom)
+		m.ev(s, h, t, "error", "SPFtemperror", 113, conn, "Could not get SPF information for ", dom)
+		m.pdu(s, h, t, conn, false, "451 4.4.3 Temporary SPF lookup failure for ", dom)
 		t += 50 + r.Int64N(500)
 		m.close(s, h, t, conn)
 		s.rollUp(record.TempFail, 451, "SPFtemperror")
 		return
 	case isAllowed, isPartial:
-		m.ev(s, h, t, "info", "SPFpass", 111, conn, "SPF lookup for "+dom+" gave pass for ["+c.ipStr+"]")
+		m.ev(s, h, t, "info", "SPFpass", 111, conn, "SPF lookup for ", dom, " gave pass for [", c.ipStr, "]")
 	}
 	m.pdu(s, h, t, conn, false, "250 2.1.0 OK")
 	n := 1 + weighted{60, 25, 10, 5}.pick(r)
@@ -137,7 +137,7 @@ func (m *isodeModel) build(h *host, s *session, at int64) {
 		default:
 			accepted++
 		}
-		m.pdu(s, h, t, conn, true, "RCPT TO:<"+addr+">")
+		m.pdu(s, h, t, conn, true, "RCPT TO:<", addr, ">")
 		m.pdu(s, h, t, conn, false, reply)
 		s.rcpt(addr, label, code)
 	}
@@ -159,16 +159,20 @@ func (m *isodeModel) close(s *session, h *host, t int64, conn string) {
 	m.ev(s, h, t, "notice", "Close", 212, conn, "Closing SMTP connection")
 }
 
-func (m *isodeModel) pdu(s *session, h *host, t int64, conn string, read bool, text string) {
+func (m *isodeModel) pdu(s *session, h *host, t int64, conn string, read bool, text ...string) {
 	if read {
-		m.ev(s, h, t, "pdu", "ReadPDU", 31, conn, "C: "+text)
+		m.emit(s, t, "pdu", "ReadPDU", 31, conn, "C: ", text)
 	} else {
-		m.ev(s, h, t, "pdu", "WritePDU", 30, conn, "S: "+text)
+		m.emit(s, t, "pdu", "WritePDU", 30, conn, "S: ", text)
 	}
 }
 
 // ev appends "YYYY-MM-DD HH:MM:SS.mmm <severity> MTA_SMTP <Name> <ID> smtpserver[<pid>]: <conn> <text>".
-func (m *isodeModel) ev(s *session, h *host, t int64, sev, name string, id int, conn, text string) {
+func (m *isodeModel) ev(s *session, h *host, t int64, sev, name string, id int, conn string, text ...string) {
+	m.emit(s, t, sev, name, id, conn, "", text)
+}
+
+func (m *isodeModel) emit(s *session, t int64, sev, name string, id int, conn, prefix string, text []string) {
 	st := s.mark()
 	m.clk.set(t)
 	s.buf = appendISO(s.buf, &m.clk)
@@ -185,6 +189,9 @@ func (m *isodeModel) ev(s *session, h *host, t int64, sev, name string, id int, 
 	s.buf = append(s.buf, "]: "...)
 	s.buf = append(s.buf, conn...)
 	s.buf = append(s.buf, ' ')
-	s.buf = append(s.buf, text...)
+	s.buf = append(s.buf, prefix...)
+	for _, x := range text {
+		s.buf = append(s.buf, x...)
+	}
 	s.push(t, 0, st)
 }

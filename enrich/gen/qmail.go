@@ -47,7 +47,7 @@ type qmailModel struct {
 }
 
 func newQmailModel(h *host) *qmailModel {
-	return &qmailModel{pids: newPidPool(h.rng, 300, 32768, 12), msg: 100000 + h.rng.IntN(4000000), delivNo: 1000 + h.rng.IntN(100000)}
+	return &qmailModel{pids: newPidPool(h.rng, 300, 32768, 20), msg: 100000 + h.rng.IntN(4000000), delivNo: 1000 + h.rng.IntN(100000)}
 }
 
 func (m *qmailModel) dialects() []string { return []string{"qmail"} }

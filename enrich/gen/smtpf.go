@@ -73,19 +73,19 @@ func (m *smtpfModel) build(h *host, s *session, at int64) {
 	case sfBlack:
 		flags = "black"
 	}
-	m.line(s, h, t, sid, 637, "start "+c.ptr+" ["+c.ipStr+`] f="`+flags+`" th=`+strconv.Itoa(4+r.IntN(40))+" cn="+strconv.Itoa(1+r.IntN(30))+" cs="+strconv.Itoa(m.counter))
+	m.line(s, h, t, sid, 637, "start ", c.ptr, " [", c.ipStr, `] f="`, flags, `" th=`, strconv.Itoa(4+r.IntN(40)), " cn=", strconv.Itoa(1+r.IntN(30)), " cs=", strconv.Itoa(m.counter))
 	bytes := 0
 	endFlags := flags
 	if kind == sfDisconnect {
 		t += 500 + r.Int64N(30000)
-		m.line(s, h, t, sid, 639, "client "+c.ptr+" ["+c.ipStr+"] I/O error: Connection reset by peer (104)")
+		m.line(s, h, t, sid, 639, "client ", c.ptr, " [", c.ipStr, "] I/O error: Connection reset by peer (104)")
 		m.end(s, h, t, sid, c, joinFlags(endFlags, "io_error"), 0, at)
 		s.rollUp(record.Disconnected, 0, "#639")
 		return
 	}
 	if kind == sfRBL {
 		t += 10 + r.Int64N(300)
-		m.line(s, h, t, sid, 523, "dns-bl found "+c.ipStr+" "+rbls[int(c.ip)%len(rbls)])
+		m.line(s, h, t, sid, 523, "dns-bl found ", c.ipStr, " ", rbls[int(c.ip)%len(rbls)])
 		endFlags = joinFlags(endFlags, "black")
 	}
 	t += 300 + r.Int64N(3000)
@@ -97,13 +97,13 @@ func (m *smtpfModel) build(h *host, s *session, at int64) {
 			x = "451 4.4.3 sender <" + c.sender + "> MX lookup error #436 (" + sid + ")"
 			label, code, reason = record.TempFail, 451, "#436"
 		}
-		m.line(s, h, t, sid, 717, "sender <"+c.sender+`> f="" spf-mail=None spf-helo=None x="`+x+`"`)
+		m.line(s, h, t, sid, 717, "sender <", c.sender, `> f="" spf-mail=None spf-helo=None x="`, x, `"`)
 		t += 100 + r.Int64N(2000)
 		m.end(s, h, t, sid, c, joinFlags(endFlags, "quit"), 0, at)
 		s.rollUp(label, code, reason)
 		return
 	}
-	m.line(s, h, t, sid, 717, "sender <"+c.sender+`> f="" spf-mail=`+pick(r, []string{"Pass", "None", "Neutral", "SoftFail"})+" spf-helo=None x=\"250 2.1.0 sender <"+c.sender+"> OK #281 ("+sid+")\"")
+	m.line(s, h, t, sid, 717, "sender <", c.sender, `> f="" spf-mail=`, pick(r, []string{"Pass", "None", "Neutral", "SoftFail"}), " spf-helo=None x=\"250 2.1.0 sender <", c.sender, "> OK (", sid, ")\"")
 	n := 1 + weighted{60, 25, 10, 5}.pick(r)
 	if kind == sfPartial && n < 2 {
 		n = 2
@@ -123,7 +123,7 @@ func (m *smtpfModel) build(h *host, s *session, at int64) {
 			x, label, code, reason = "554 5.7.1 reject ["+c.ipStr+"] missing PTR record #416", record.DeniedRDNS, 554, "#416"
 		case kind == sfGrey:
 			if i == 0 {
-				m.line(s, h, t, sid, 387, "grey listed {"+c.ipStr+","+c.sender+","+addr+"} for 600 seconds")
+				m.line(s, h, t, sid, 387, "grey listed {", c.ipStr, ",", c.sender, ",", addr, "} for 600 seconds")
 			}
 			x, label, code, reason = "451 4.7.0 try again later #552", record.DeniedGreylist, 451, "#552"
 		case kind == sfUnknown || kind == sfPartial && i == n-1:
@@ -142,12 +142,12 @@ func (m *smtpfModel) build(h *host, s *session, at int64) {
 		if label != record.Allowed {
 			rf = "failed"
 		}
-		m.line(s, h, t, sid, 718, "recipient <"+addr+`> f="`+rf+`" x="`+x+" ("+sid+`)"`)
+		m.line(s, h, t, sid, 718, "recipient <", addr, `> f="`, rf, `" x="`, x, " (", sid, `)"`)
 		s.rcpt(addr, label, code)
 	}
 	if accepted > 0 {
 		t += 200 + r.Int64N(2000)
-		m.line(s, h, t, sid, 719, `data x="354 enter mail, end with CRLF.CRLF #720 (`+sid+`)"`)
+		m.line(s, h, t, sid, 719, `data x="354 enter mail, end with CRLF.CRLF (`, sid, `)"`)
 		t += 500 + r.Int64N(8000)
 		m.clk.set(t)
 		mid := string(appendPad(appendTime62(nil, &m.clk), m.pid, 5)) + string(appendPad(nil, m.counter, 5)) + string([]byte{base62[r.IntN(62)], base62[r.IntN(62)]})
@@ -159,14 +159,14 @@ func (m *smtpfModel) build(h *host, s *session, at int64) {
 		switch kind {
 		case sfVirus:
 			v := pick(r, viruses)
-			m.line(s, h, t, sid, 207, "message "+mid+" is INFECTED with "+v)
+			m.line(s, h, t, sid, 207, "message ", mid, " is INFECTED with ", v)
 			x, mflags, label, code, reason = "550 5.7.1 message "+mid+" is INFECTED with "+v+" #208", "infected", record.DeniedVirus, 550, "#208"
 		case sfSpam:
 			score := strconv.Itoa(6+r.IntN(20)) + "." + strconv.Itoa(r.IntN(10))
-			m.line(s, h, t, sid, 692, "spamd "+c.ptr+" ["+c.ipStr+"] X-Spam-Status: Yes, score="+score+" required=5.0")
+			m.line(s, h, t, sid, 692, "spamd ", c.ptr, " [", c.ipStr, "] X-Spam-Status: Yes, score=", score, " required=5.0")
 			x, mflags, label, code, reason = "550 5.7.1 message "+mid+" rejected, spam score "+score+" #666", "policy", record.DeniedSpamScore, 550, "#666"
 		}
-		m.line(s, h, t, sid, 720, "message <"+mid+`> f="`+mflags+`" b=`+strconv.Itoa(bytes)+" m="+msgID+` x="`+x+" ("+sid+`)"`)
+		m.line(s, h, t, sid, 720, "message <", mid, `> f="`, mflags, `" b=`, strconv.Itoa(bytes), " m=", msgID, ` x="`, x, " (", sid, `)"`)
 		if label != record.Allowed {
 			// The DATA refusal applies to every recipient accepted at RCPT.
 			for i := range s.t.Recipients {
@@ -184,20 +184,23 @@ func (m *smtpfModel) build(h *host, s *session, at int64) {
 	}
 }
 
-func (m *smtpfModel) line(s *session, h *host, t int64, sid string, num int, text string) {
+// line appends one numbered smtpf line; the text comes in parts so no string is built.
+func (m *smtpfModel) line(s *session, h *host, t int64, sid string, num int, text ...string) {
 	st := s.mark()
 	s.buf = h.appendSyslog(s.buf, &m.clk, t, "smtpf", m.pid)
 	s.buf = append(s.buf, sid...)
 	s.buf = append(s.buf, ' ', '#')
 	s.buf = appendPad(s.buf, num, 3)
 	s.buf = append(s.buf, ' ')
-	s.buf = append(s.buf, text...)
+	for _, x := range text {
+		s.buf = append(s.buf, x...)
+	}
 	s.push(t, 0, st)
 }
 
 // end writes #721 in the 2.1.2 layout (no trailing p0f field).
 func (m *smtpfModel) end(s *session, h *host, t int64, sid string, c client, flags string, bytes int, start int64) {
-	m.line(s, h, t, sid, 721, "end i="+c.ipStr+` p="`+c.ptr+`" f="`+flags+`" h="`+c.helo+`" b=`+strconv.Itoa(bytes)+" t="+strconv.FormatInt((t-start)/1000, 10))
+	m.line(s, h, t, sid, 721, "end i=", c.ipStr, ` p="`, c.ptr, `" f="`, flags, `" h="`, c.helo, `" b=`, strconv.Itoa(bytes), " t=", strconv.FormatInt((t-start)/1000, 10))
 }
 
 func joinFlags(a, b string) string {

@@ -11,6 +11,8 @@ import (
 
 // sdCode is a spamdyke CODE with its unified label, the reply spamdyke sends (FORMATS.md §1.3,
 // severity prefix) and the text ICDSoft shows in its SMTP log.
+var ccTLDs = []string{"br", "cn", "ru", "vn", "in", "tr"}
+
 type sdCode struct {
 	code  string
 	label record.Outcome
@@ -167,6 +169,19 @@ func (m *spamdykeModel) build(h *host, s *session, at int64) {
 	r := h.rng
 	sc := m.scen[m.weights.pick(r)]
 	c := newClient(r, sc.spam)
+	// The rDNS filters say something about the PTR name: make it fit.
+	switch sc.code {
+	case sdRDNSMiss:
+		c.ptr = ""
+	case sdRDNSRes:
+		if c.ptr == "" {
+			c.ptr = "mail." + spamDomain(r)
+		}
+	case sdIPRDNS:
+		c.ptr = "host-" + string(appendDashedIP(nil, c.ipStr)) + "." + pick(r, ispSuffixes)
+	case sdIPCCRDNS:
+		c.ptr = string(appendDashedIP(nil, c.ipStr)) + ".dsl.telecom." + pick(r, ccTLDs)
+	}
 	pid := m.pids.alloc(r)
 	s.release = func() { m.pids.free(pid) }
 	s.t.SessionKey = strconv.Itoa(pid)
