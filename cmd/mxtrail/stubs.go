@@ -6,7 +6,6 @@ func init() {
 	register("ship", "tail log files / receive syslog into Kafka", notImplemented("ship"))
 	register("enrich", "parse, join sessions and label outcomes on the stream", notImplemented("enrich"))
 	register("sink", "batch-write sessions and events into ClickHouse", notImplemented("sink"))
-	register("sessions", "join parsed lines into session records offline", notImplemented("sessions"))
 	register("migrate", "create or upgrade the ClickHouse schema", notImplemented("migrate"))
 	register("bench", "measure the pipeline end to end", notImplemented("bench"))
 }

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mxtrail/mxtrail/enrich/event"
+	"github.com/mxtrail/mxtrail/enrich/parse"
+	"github.com/mxtrail/mxtrail/enrich/record"
+	"github.com/mxtrail/mxtrail/enrich/session"
+)
+
+func init() {
+	register("sessions", "join parsed lines into session records offline", runSessions)
+}
+
+// lineSource yields the parsed lines of one file in order.
+type lineSource struct {
+	name string
+	sc   *bufio.Scanner
+	src  event.Source
+	ev   event.Event
+	off  int64
+	ok   bool // ev holds the next line
+	err  error
+	idx  int
+}
+
+func (l *lineSource) next(p *parse.Parser) {
+	if !l.sc.Scan() {
+		l.ok = false
+		l.err = l.sc.Err()
+		return
+	}
+	line := l.sc.Bytes()
+	l.src.Line++
+	l.src.Offset = l.off
+	l.off += int64(len(line)) + 1
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	p.Parse(&l.ev, line, &l.src)
+	l.ok = true
+}
+
+func runSessions(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sessions", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := session.Defaults()
+	format := fs.String("format", "auto", "dialect: "+strings.Join(event.DialectNames(), ", "))
+	host := fs.String("host", "", "host name for lines that carry none (ICDSoft, IMail, MailEnable, Isode files)")
+	year := fs.Int("year", 0, "year of yearless lines (default: each file's mtime, else the current year)")
+	tz := fs.String("tz", "UTC", "IANA time zone of lines without one")
+	patterns := fs.String("patterns", "", "directory of extra *.grok pattern files")
+	isodeHeader := fs.String("isode-header", "", "grok expression replacing the Isode header pattern")
+	idle := fs.Duration("idle-timeout", def.IdleTimeout, "close a session idle this long (event time)")
+	late := fs.Duration("lateness", def.Lateness, "join late lines this long after a session's end")
+	maxOpen := fs.Int("max-open", def.MaxOpen, "cap on open sessions (the least recently active is evicted)")
+	isodeKey := fs.String("isode-key", def.IsodeKeyPrefix, "prefix of the Isode session key token in the event text")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: mxtrail sessions [--format F] [--host H] [--year Y] [--tz Z] [FILE...]")
+		fmt.Fprintln(stderr, "Joins the lines of all FILEs (stdin when none), one time-ordered stream per host,")
+		fmt.Fprintln(stderr, "into session records written as JSON lines; outcome counts go to stderr.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	d, ok := event.ParseDialect(*format)
+	if !ok {
+		fmt.Fprintf(stderr, "mxtrail sessions: unknown --format %q (want one of %s)\n", *format, strings.Join(event.DialectNames(), ", "))
+		return 2
+	}
+	loc, err := time.LoadLocation(*tz)
+	if err != nil {
+		fmt.Fprintf(stderr, "mxtrail sessions: --tz %q: %v\n", *tz, err)
+		return 2
+	}
+	if *year != 0 && (*year < 1 || *year > 9999) {
+		fmt.Fprintf(stderr, "mxtrail sessions: --year %d out of range\n", *year)
+		return 2
+	}
+	cfg := session.Config{IdleTimeout: *idle, Lateness: *late, MaxOpen: *maxOpen, PidReuseGap: def.PidReuseGap, IsodeKeyPrefix: *isodeKey}
+	asm, err := session.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "mxtrail sessions: %v\n", err)
+		return 2
+	}
+	defYear := *year
+	if defYear == 0 {
+		defYear = time.Now().Year()
+	}
+	p, err := parse.New(parse.Options{PatternDir: *patterns, IsodeHeader: *isodeHeader, DefaultYear: defYear, Location: loc})
+	if err != nil {
+		fmt.Fprintf(stderr, "mxtrail sessions: %v\n", err)
+		return 1
+	}
+	code := 0
+	var srcs []*lineSource
+	add := func(name string, r io.Reader, ref time.Time) {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), maxLine+2)
+		l := &lineSource{name: name, sc: sc, idx: len(srcs), src: event.Source{Host: *host, Dialect: d, File: name, Loc: loc}}
+		if *year == 0 {
+			l.src.YearRef = ref
+		}
+		srcs = append(srcs, l)
+	}
+	files := fs.Args()
+	if len(files) == 0 {
+		add("-", stdin, time.Time{})
+	}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			fmt.Fprintf(stderr, "mxtrail sessions: %v\n", err)
+			code = 1
+			continue
+		}
+		defer fh.Close()
+		var ref time.Time
+		if fi, err := fh.Stat(); err == nil {
+			ref = fi.ModTime()
+		}
+		add(f, fh, ref)
+	}
+	st := newSessionStats()
+	// The host of a file is the host of its first parsed line; files are merged by event
+	// time into one stream per host (hosts in name order).
+	byHost := map[string][]*lineSource{}
+	for _, l := range srcs {
+		for l.next(p); l.ok && !l.ev.Parsed; l.next(p) {
+			asm.Add(&l.ev) // counted as unparsed
+		}
+		h := ""
+		if l.ok {
+			h = string(l.ev.Bytes(l.ev.Host))
+		}
+		byHost[h] = append(byHost[h], l)
+	}
+	hosts := make([]string, 0, len(byHost))
+	for h := range byHost {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	out := bufio.NewWriterSize(stdout, 256<<10)
+	var js []byte
+	emit := func(rs []record.Session) {
+		for i := range rs {
+			st.add(&rs[i])
+			js = rs[i].AppendJSON(js[:0])
+			js = append(js, '\n')
+			out.Write(js)
+		}
+	}
+	var evs []record.Event
+	for _, h := range hosts {
+		group := byHost[h]
+		var now time.Time
+		n := 0
+		for ctx.Err() == nil {
+			var best *lineSource
+			for _, l := range group {
+				if l.ok && (best == nil || l.ev.Time.Before(best.ev.Time)) {
+					best = l
+				}
+			}
+			if best == nil {
+				break
+			}
+			if best.ev.Time.After(now) {
+				now = best.ev.Time
+			}
+			emit(asm.Add(&best.ev))
+			best.next(p)
+			if n++; n%4096 == 0 {
+				emit(asm.Expire(now))
+				evs = asm.NotableEvents(evs[:0])
+			}
+		}
+		emit(asm.Flush())
+		evs = asm.NotableEvents(evs[:0])
+	}
+	for _, l := range srcs {
+		if l.err != nil {
+			fmt.Fprintf(stderr, "mxtrail sessions: read %q: %v\n", l.name, l.err)
+			code = 1
+		}
+	}
+	if err := out.Flush(); err != nil {
+		fmt.Fprintf(stderr, "mxtrail sessions: write: %v\n", err)
+		code = 1
+	}
+	st.print(stderr, asm.Stats())
+	if ctx.Err() != nil && code == 0 {
+		code = 130
+	}
+	return code
+}
+
+type sessionStats struct {
+	total     int
+	byOutcome map[string]int
+	byProduct map[string]int
+	partial   int
+}
+
+func newSessionStats() *sessionStats {
+	return &sessionStats{byOutcome: map[string]int{}, byProduct: map[string]int{}}
+}
+
+func (s *sessionStats) add(r *record.Session) {
+	s.total++
+	s.byOutcome[string(r.Outcome)]++
+	s.byProduct[r.Product]++
+	for _, f := range r.Flags {
+		if f == "partial" {
+			s.partial++
+		}
+	}
+}
+
+func (s *sessionStats) print(w io.Writer, a session.Stats) {
+	fmt.Fprintf(w, "lines %d, unparsed %d, sessionless %d, orphans %d, notable events %d\n", a.Lines, a.Unparsed, a.Sessionless, a.Orphans, a.Notable)
+	fmt.Fprintf(w, "sessions %d (partial %d), closed by end %d, timeout %d, evicted %d, eof %d; key reused %d; icdsoft spamdyke joins %d\n",
+		s.total, s.partial, a.Closed[record.ClosedByEnd], a.Closed[record.ClosedByTimeout], a.Closed[record.ClosedByEvicted], a.Closed[record.ClosedByEOF], a.KeyReused, a.Joined)
+	for _, kv := range sortedCounts(s.byProduct) {
+		fmt.Fprintf(w, "  product %-26s %d\n", kv.k, kv.v)
+	}
+	for _, kv := range sortedCounts(s.byOutcome) {
+		fmt.Fprintf(w, "  outcome %-26s %d\n", kv.k, kv.v)
+	}
+}
