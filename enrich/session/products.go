@@ -641,7 +641,7 @@ func (a *Assembler) mailenable(hs *hostState, ev *event.Event) *sess {
 	case "":
 		if rc >= 400 {
 			o := replyLabel(rc, text, record.DeniedOther)
-			s.setVerdict(o, rc, reply, reply[:min(len(reply), 3)]+" "+string(ev.Field(event.FieldCommand)))
+			s.setVerdict(o, rc, reply, "CONNECT "+reply[:min(len(reply), 3)])
 			a.end(s, ev.Time)
 		}
 	case "EHLO", "HELO":
