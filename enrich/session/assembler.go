@@ -39,6 +39,7 @@ type Assembler struct {
 	out    []record.Session
 	events []record.Event
 	kb     []byte
+	kb2    []byte
 	stats  Stats
 }
 
@@ -516,6 +517,9 @@ func (s *sess) setVerdict(o record.Outcome, code int, reply, reason string) {
 // rcpt adds recipient addr (one per RCPT command or per-recipient line: a client may name an
 // address twice) and makes it current.
 func (s *sess) rcpt(addr []byte) int {
+	if s.rec.Recipients == nil {
+		s.rec.Recipients, s.raws = make([]record.Recipient, 0, 4), make([]string, 0, 4)
+	}
 	s.rec.Recipients = append(s.rec.Recipients, record.Recipient{Address: string(addr)})
 	s.raws = append(s.raws, "")
 	s.cur = len(s.rec.Recipients) - 1

@@ -81,7 +81,7 @@ func (a *Assembler) icdsoft(hs *hostState, ev *event.Event) *sess {
 		switch g.lastCmd {
 		case 'f':
 			if c >= 400 {
-				g.setVerdict(replyLabel(c, text, record.DeniedSender), c, reply, "resp "+strconv.Itoa(c))
+				g.setVerdict(replyLabel(c, text, record.DeniedSender), c, reply, "resp")
 			}
 		case 't':
 			if len(g.rec.Recipients) > 0 {
@@ -89,7 +89,7 @@ func (a *Assembler) icdsoft(hs *hostState, ev *event.Event) *sess {
 				if g.chkReject && c >= 500 && (o == record.DeniedOther || o == record.DeniedRecipient) {
 					o = record.DeniedUnknownRecipient
 				}
-				raw := "resp " + strconv.Itoa(c)
+				raw := "resp"
 				if g.chkReject {
 					raw = "chkuser rejected rcpt"
 				}
@@ -100,7 +100,7 @@ func (a *Assembler) icdsoft(hs *hostState, ev *event.Event) *sess {
 			g.icdFinal = true
 			if c >= 400 {
 				g.refuseAccepted(replyLabel(c, text, record.DeniedOther), c, reply)
-				g.rec.Reason = "resp " + strconv.Itoa(c)
+				g.rec.Reason = "resp"
 			}
 		}
 		g.lastCmd = 0

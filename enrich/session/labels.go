@@ -11,50 +11,58 @@ import (
 
 // sdCode is a spamdyke CODE: its label and the reply spamdyke itself sends (FORMATS.md §1.3).
 type sdCode struct {
+	name  string // the CODE itself (set in init: a static string, no allocation per line)
 	label record.Outcome
 	reply int
 	end   bool // the connection is over after this line
 	none  bool // no verdict on the message (TLS passthrough)
 }
 
+func init() {
+	for k, c := range spamdykeCodes {
+		c.name = k
+		spamdykeCodes[k] = c
+	}
+}
+
 var spamdykeCodes = map[string]sdCode{
-	"ALLOWED":                           {record.Allowed, 250, false, false},
-	"ALLOWED_AUTHENTICATED":             {record.Allowed, 235, false, false},
-	"ALLOWED_TLS":                       {record.Allowed, 220, false, false},
-	"ALLOWED_DATA":                      {record.Allowed, 354, false, false},
-	"TLS_ENCRYPTED":                     {record.Encrypted, 0, true, true},
-	"DENIED_UNPARSEABLE":                {record.DeniedProtocol, 554, false, false},
-	"DENIED_TOO_MANY_RECIPIENTS":        {record.DeniedRecipient, 421, false, false},
-	"DENIED_UNQUALIFIED_RECIPIENT":      {record.DeniedRecipient, 554, false, false},
-	"DENIED_GRAYLISTED":                 {record.DeniedGreylist, 421, false, false},
-	"DENIED_RDNS_MISSING":               {record.DeniedRDNS, 421, false, false},
-	"DENIED_RDNS_RESOLVE":               {record.DeniedRDNS, 421, false, false},
-	"DENIED_IP_IN_CC_RDNS":              {record.DeniedRDNS, 554, false, false},
-	"DENIED_IP_IN_RDNS":                 {record.DeniedRDNS, 554, false, false},
-	"DENIED_EARLYTALKER":                {record.DeniedProtocol, 554, false, false},
-	"DENIED_BLACKLIST_NAME":             {record.DeniedBlacklist, 554, false, false},
-	"DENIED_BLACKLIST_IP":               {record.DeniedBlacklist, 554, false, false},
-	"DENIED_ACCESS_DENIED":              {record.DeniedBlacklist, 554, false, false},
-	"TIMEOUT":                           {record.Timeout, 421, true, false},
-	"DENIED_SENDER_BLACKLISTED":         {record.DeniedSender, 554, false, false},
-	"DENIED_RECIPIENT_BLACKLISTED":      {record.DeniedRecipient, 554, false, false},
-	"DENIED_SENDER_NO_MX":               {record.DeniedSender, 421, false, false},
-	"DENIED_RBL_MATCH":                  {record.DeniedRBL, 554, false, false},
-	"DENIED_RHSBL_MATCH":                {record.DeniedRHSBL, 554, false, false},
-	"FAILED_AUTH":                       {record.AuthFailed, 535, false, false},
-	"UNKNOWN_AUTH":                      {record.AuthFailed, 504, false, false},
-	"DENIED_RELAYING":                   {record.DeniedRelay, 554, false, false},
-	"DENIED_OTHER":                      {record.DeniedOther, 421, false, false},
-	"DENIED_ZERO_RECIPIENTS":            {record.DeniedRecipient, 554, false, false},
-	"DENIED_AUTH_REQUIRED":              {record.DeniedAuthRequired, 554, false, false},
-	"DENIED_REJECT_ALL":                 {record.DeniedPolicy, 554, false, false},
-	"DENIED_IDENTICAL_SENDER_RECIPIENT": {record.DeniedRecipient, 554, false, false},
-	"DENIED_HEADER_BLACKLISTED":         {record.DeniedContent, 554, false, false},
-	"DENIED_INVALID_RECIPIENT":          {record.DeniedUnknownRecipient, 554, false, false},
-	"DENIED_UNAVAILABLE_RECIPIENT":      {record.DeniedUnknownRecipient, 554, false, false},
-	"DENIED_SENDER_NOT_LOCAL":           {record.DeniedSender, 554, false, false},
-	"DENIED_SENDER_NOT_AUTH":            {record.DeniedSender, 554, false, false},
-	"FAILED_TLS":                        {record.TLSFailed, 454, false, false},
+	"ALLOWED":                           {"", record.Allowed, 250, false, false},
+	"ALLOWED_AUTHENTICATED":             {"", record.Allowed, 235, false, false},
+	"ALLOWED_TLS":                       {"", record.Allowed, 220, false, false},
+	"ALLOWED_DATA":                      {"", record.Allowed, 354, false, false},
+	"TLS_ENCRYPTED":                     {"", record.Encrypted, 0, true, true},
+	"DENIED_UNPARSEABLE":                {"", record.DeniedProtocol, 554, false, false},
+	"DENIED_TOO_MANY_RECIPIENTS":        {"", record.DeniedRecipient, 421, false, false},
+	"DENIED_UNQUALIFIED_RECIPIENT":      {"", record.DeniedRecipient, 554, false, false},
+	"DENIED_GRAYLISTED":                 {"", record.DeniedGreylist, 421, false, false},
+	"DENIED_RDNS_MISSING":               {"", record.DeniedRDNS, 421, false, false},
+	"DENIED_RDNS_RESOLVE":               {"", record.DeniedRDNS, 421, false, false},
+	"DENIED_IP_IN_CC_RDNS":              {"", record.DeniedRDNS, 554, false, false},
+	"DENIED_IP_IN_RDNS":                 {"", record.DeniedRDNS, 554, false, false},
+	"DENIED_EARLYTALKER":                {"", record.DeniedProtocol, 554, false, false},
+	"DENIED_BLACKLIST_NAME":             {"", record.DeniedBlacklist, 554, false, false},
+	"DENIED_BLACKLIST_IP":               {"", record.DeniedBlacklist, 554, false, false},
+	"DENIED_ACCESS_DENIED":              {"", record.DeniedBlacklist, 554, false, false},
+	"TIMEOUT":                           {"", record.Timeout, 421, true, false},
+	"DENIED_SENDER_BLACKLISTED":         {"", record.DeniedSender, 554, false, false},
+	"DENIED_RECIPIENT_BLACKLISTED":      {"", record.DeniedRecipient, 554, false, false},
+	"DENIED_SENDER_NO_MX":               {"", record.DeniedSender, 421, false, false},
+	"DENIED_RBL_MATCH":                  {"", record.DeniedRBL, 554, false, false},
+	"DENIED_RHSBL_MATCH":                {"", record.DeniedRHSBL, 554, false, false},
+	"FAILED_AUTH":                       {"", record.AuthFailed, 535, false, false},
+	"UNKNOWN_AUTH":                      {"", record.AuthFailed, 504, false, false},
+	"DENIED_RELAYING":                   {"", record.DeniedRelay, 554, false, false},
+	"DENIED_OTHER":                      {"", record.DeniedOther, 421, false, false},
+	"DENIED_ZERO_RECIPIENTS":            {"", record.DeniedRecipient, 554, false, false},
+	"DENIED_AUTH_REQUIRED":              {"", record.DeniedAuthRequired, 554, false, false},
+	"DENIED_REJECT_ALL":                 {"", record.DeniedPolicy, 554, false, false},
+	"DENIED_IDENTICAL_SENDER_RECIPIENT": {"", record.DeniedRecipient, 554, false, false},
+	"DENIED_HEADER_BLACKLISTED":         {"", record.DeniedContent, 554, false, false},
+	"DENIED_INVALID_RECIPIENT":          {"", record.DeniedUnknownRecipient, 554, false, false},
+	"DENIED_UNAVAILABLE_RECIPIENT":      {"", record.DeniedUnknownRecipient, 554, false, false},
+	"DENIED_SENDER_NOT_LOCAL":           {"", record.DeniedSender, 554, false, false},
+	"DENIED_SENDER_NOT_AUTH":            {"", record.DeniedSender, 554, false, false},
+	"FAILED_TLS":                        {"", record.TLSFailed, 454, false, false},
 }
 
 // spamdykeLabel maps a CODE line to a label and reply code. DENIED_OTHER carries the

@@ -87,12 +87,12 @@ func (a *Assembler) spamdyke(hs *hostState, ev *event.Event) *sess {
 	rcpt := ev.Field(event.FieldRecipient)
 	if unknown(rcpt) {
 		if !c.none || s.verdict == record.OutcomeNone {
-			s.setVerdict(label, n, reply, string(code))
+			s.setVerdict(label, n, reply, c.name)
 		}
 	} else {
 		i := s.rcpt(rcpt)
-		s.label(i, label, n, reply, string(code))
-		if label == record.Allowed && len(reason) > 0 {
+		s.label(i, label, n, reply, c.name)
+		if label == record.Allowed && len(reason) > 0 && s.sdAllowed != string(reason) {
 			s.sdAllowed = string(reason)
 		}
 	}
@@ -132,8 +132,9 @@ func (a *Assembler) qmail(hs *hostState, ev *event.Event) *sess {
 		// decides (see starting_delivery)
 		var first *sess
 		var alts []*sess
+		var nb [20]byte
 		for p := qp - 1; p >= qp-5 && p > 0; p-- {
-			s := a.lookup(a.key(hs, "qmail", strconv.AppendInt(nil, int64(p), 10)))
+			s := a.lookup(a.key(hs, "qmail", strconv.AppendInt(nb[:0], int64(p), 10)))
 			if s == nil || s.msgSeen || s.rec.MailFrom != string(sender) {
 				continue
 			}
@@ -512,7 +513,10 @@ func (a *Assembler) isode(hs *hostState, ev *event.Event) *sess {
 	case "WritePDU":
 		r := bytes.TrimPrefix(text, []byte("S: "))
 		c := code3(r)
-		reply := string(r)
+		reply := ""
+		if c >= 400 || s.lastCmd == 'r' || s.lastCmd == 'D' || s.lastCmd == 'd' && c != 354 {
+			reply = string(r)
+		}
 		switch s.lastCmd {
 		case 'r':
 			o := record.Allowed
@@ -605,7 +609,8 @@ func (a *Assembler) mailenable(hs *hostState, ev *event.Event) *sess {
 	if len(sock) == 0 || len(ip) == 0 {
 		return nil
 	}
-	kb := append(append(append([]byte(nil), sock...), '/'), ip...)
+	a.kb2 = append(append(append(a.kb2[:0], sock...), '/'), ip...)
+	kb := a.kb2
 	k := a.key(hs, "mailenable", kb)
 	s := a.lookup(k)
 	cmd := string(ev.Field(event.FieldCommand))
@@ -632,7 +637,15 @@ func (a *Assembler) mailenable(hs *hostState, ev *event.Event) *sess {
 		return s
 	}
 	text := ev.Field(event.FieldReplyText)
-	reply := string(ev.Field(event.FieldReplyCode)) + " " + string(text)
+	replyB := ev.Field(event.FieldReplyCode)
+	if ev.Fields[event.FieldReplyText].Len > 0 {
+		// code and text are adjacent in the row ("250 text" or "250-text")
+		replyB = ev.Buf[ev.Fields[event.FieldReplyCode].Off : ev.Fields[event.FieldReplyText].Off+ev.Fields[event.FieldReplyText].Len]
+	}
+	reply := ""
+	if cmd != "EHLO" && cmd != "HELO" && cmd != "QUIT" && !(cmd == "MAIL" && rc < 400) {
+		reply = string(replyB)
+	}
 	args := ev.Field(event.FieldText)
 	if u := ev.Field(event.FieldAuthUser); len(u) > 0 && cmd != "AUTH" {
 		setStr(&s.rec.AuthUser, u)
@@ -641,7 +654,7 @@ func (a *Assembler) mailenable(hs *hostState, ev *event.Event) *sess {
 	case "":
 		if rc >= 400 {
 			o := replyLabel(rc, text, record.DeniedOther)
-			s.setVerdict(o, rc, reply, "CONNECT "+reply[:min(len(reply), 3)])
+			s.setVerdict(o, rc, reply, "CONNECT")
 			a.end(s, ev.Time)
 		}
 	case "EHLO", "HELO":
@@ -653,14 +666,14 @@ func (a *Assembler) mailenable(hs *hostState, ev *event.Event) *sess {
 		case rc == 235:
 			setStr(&s.rec.AuthUser, ev.Field(event.FieldAuthUser))
 		case rc >= 500:
-			s.setVerdict(record.AuthFailed, rc, reply, "AUTH "+reply[:3])
+			s.setVerdict(record.AuthFailed, rc, reply, "AUTH")
 		}
 	case "MAIL":
 		if v, _, ok := between(args, "<", '>'); ok {
 			setStr(&s.rec.MailFrom, v)
 		}
 		if rc >= 400 {
-			s.setVerdict(replyLabel(rc, text, record.DeniedSender), rc, reply, "MAIL "+reply[:3])
+			s.setVerdict(replyLabel(rc, text, record.DeniedSender), rc, reply, "MAIL")
 		}
 	case "RCPT":
 		v, _, ok := between(args, "<", '>')
@@ -671,7 +684,7 @@ func (a *Assembler) mailenable(hs *hostState, ev *event.Event) *sess {
 		if rc == 503 && bytes.Contains(text, []byte("requires authentication")) || rc >= 500 && s.evidence == record.DeniedRelay {
 			o = record.DeniedRelay // FORMATS.md §5.3: the 503 means relaying was refused
 		}
-		s.label(s.rcpt(v), o, rc, reply, "RCPT "+reply[:min(len(reply), 3)])
+		s.label(s.rcpt(v), o, rc, reply, "RCPT")
 	case "DATA":
 		if rc == 354 {
 			return s
@@ -679,7 +692,7 @@ func (a *Assembler) mailenable(hs *hostState, ev *event.Event) *sess {
 		s.dataCode, s.dataReply = rc, reply
 		if rc >= 400 {
 			s.refuseAccepted(replyLabel(rc, text, record.DeniedOther), rc, reply)
-			s.rec.Reason = "DATA " + reply[:3]
+			s.rec.Reason = "DATA"
 		}
 	case "QUIT":
 		a.end(s, ev.Time)
