@@ -65,6 +65,7 @@ func runSessions(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	late := fs.Duration("lateness", def.Lateness, "join late lines this long after a session's end")
 	maxOpen := fs.Int("max-open", def.MaxOpen, "cap on open sessions (the least recently active is evicted)")
 	isodeKey := fs.String("isode-key", def.IsodeKeyPrefix, "prefix of the Isode session key token in the event text")
+	eventsPath := fs.String("events", "", "also write the notable events (severity error or worse) as JSON lines to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mxtrail sessions [--format F] [--host H] [--year Y] [--tz Z] [FILE...]")
 		fmt.Fprintln(stderr, "Joins the lines of all FILEs (stdin when none), one time-ordered stream per host,")
@@ -107,6 +108,16 @@ func runSessions(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return 1
 	}
 	code := 0
+	var evOut *bufio.Writer
+	if *eventsPath != "" {
+		ef, err := os.Create(*eventsPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "mxtrail sessions: %v\n", err)
+			return 1
+		}
+		defer ef.Close()
+		evOut = bufio.NewWriterSize(ef, 64<<10)
+	}
 	var srcs []*lineSource
 	add := func(name string, r io.Reader, ref time.Time) {
 		sc := bufio.NewScanner(r)
@@ -165,6 +176,17 @@ func runSessions(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		}
 	}
 	var evs []record.Event
+	writeEvents := func() {
+		evs = asm.NotableEvents(evs[:0])
+		if evOut == nil {
+			return
+		}
+		for i := range evs {
+			js = evs[i].AppendJSON(js[:0])
+			js = append(js, '\n')
+			evOut.Write(js)
+		}
+	}
 	for _, h := range hosts {
 		group := byHost[h]
 		var now time.Time
@@ -186,15 +208,21 @@ func runSessions(ctx context.Context, args []string, stdin io.Reader, stdout, st
 			best.next(p)
 			if n++; n%4096 == 0 {
 				emit(asm.Expire(now))
-				evs = asm.NotableEvents(evs[:0])
+				writeEvents()
 			}
 		}
 		emit(asm.Flush())
-		evs = asm.NotableEvents(evs[:0])
+		writeEvents()
 	}
 	for _, l := range srcs {
 		if l.err != nil {
 			fmt.Fprintf(stderr, "mxtrail sessions: read %q: %v\n", l.name, l.err)
+			code = 1
+		}
+	}
+	if evOut != nil {
+		if err := evOut.Flush(); err != nil {
+			fmt.Fprintf(stderr, "mxtrail sessions: write %q: %v\n", *eventsPath, err)
 			code = 1
 		}
 	}

@@ -31,16 +31,17 @@ type Stats struct {
 // clock reads; time is the lines' event time. Not safe for concurrent use: run one per
 // partition (or per host).
 type Assembler struct {
-	cfg    Config
-	open   map[string]*sess // keyed sessions: host \x00 namespace \x00 key
-	hosts  map[string]*hostState
-	lru    sess // sentinel of the list of open sessions, least recently active first
-	nOpen  int
-	out    []record.Session
-	events []record.Event
-	kb     []byte
-	kb2    []byte
-	stats  Stats
+	cfg          Config
+	open         map[string]*sess // keyed sessions: host \x00 namespace \x00 key
+	hosts        map[string]*hostState
+	lru          sess // sentinel of the list of open sessions, least recently active first
+	nOpen        int
+	out          []record.Session
+	events       []record.Event
+	kb           []byte
+	kb2          []byte
+	notableCodes map[string]bool
+	stats        Stats
 }
 
 // New returns an assembler; cfg is validated.
@@ -51,6 +52,12 @@ func New(cfg Config) (*Assembler, error) {
 	a := &Assembler{cfg: cfg, open: map[string]*sess{}, hosts: map[string]*hostState{}}
 	a.lru.next, a.lru.prev = &a.lru, &a.lru
 	a.stats.Closed = map[record.ClosedBy]int64{}
+	if len(cfg.NotableCodes) > 0 {
+		a.notableCodes = map[string]bool{}
+		for _, c := range cfg.NotableCodes {
+			a.notableCodes[c] = true
+		}
+	}
 	return a, nil
 }
 
@@ -170,7 +177,8 @@ func (a *Assembler) Add(ev *event.Event) []record.Session {
 	if s == nil {
 		a.stats.Sessionless++
 	}
-	if ev.Severity != event.SeverityUnset && ev.Severity <= event.SeverityError {
+	if ev.Severity != event.SeverityUnset && ev.Severity <= event.SeverityError ||
+		a.notableCodes != nil && a.notableCodes[string(ev.Bytes(ev.Code))] {
 		a.notable(ev, s)
 	}
 	a.due(hs, hs.clock)

@@ -276,3 +276,12 @@ func TestRollUpOrder(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+func TestNotableCodes(t *testing.T) {
+	f := newFeeder(t, cfgWith(func(c *Config) { c.NotableCodes = []string{"#523"} }), "")
+	f.add(sfStartA, `Mar  9 12:00:00 gw smtpf[100]: x2801T001000000100 #523 dns-bl found 192.0.2.1 zen.spamhaus.org`, sfRcptA)
+	evs := f.a.NotableEvents(nil)
+	if len(evs) != 1 || evs[0].Code != "#523" || evs[0].ClientIP != "192.0.2.1" || evs[0].SessionID == "" {
+		t.Fatalf("%+v", evs)
+	}
+}

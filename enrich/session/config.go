@@ -26,6 +26,10 @@ type Config struct {
 	// starts with it (default "conn="). No public Isode layout exists (FORMATS.md §4.2); when
 	// the token is missing the parser's key (host process[pid]) is used.
 	IsodeKeyPrefix string `yaml:"isode_key_prefix"`
+	// NotableCodes are product codes (as the parser gives them: "#523", "DENIED_RBL_MATCH",
+	// "106", "ME-I0073", "BLACKLIST_FOUND") whose lines are notable events whatever their
+	// severity; lines at severity error or worse always are.
+	NotableCodes []string `yaml:"notable_codes"`
 }
 
 // Defaults returns the configuration used when nothing is set.
@@ -56,6 +60,11 @@ func (c *Config) Validate() error {
 	}
 	if c.PidReuseGap <= 0 {
 		errs = append(errs, fmt.Errorf("pid_reuse_gap %v: must be positive", c.PidReuseGap))
+	}
+	for i, code := range c.NotableCodes {
+		if code == "" {
+			errs = append(errs, fmt.Errorf("notable_codes[%d]: empty code", i))
+		}
 	}
 	if c.IsodeKeyPrefix == "" {
 		errs = append(errs, errors.New("isode_key_prefix: must not be empty"))
