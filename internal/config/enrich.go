@@ -11,7 +11,8 @@ import (
 
 // Enrich configures `mxtrail enrich` and the parser (owned by the parser/enricher work).
 type Enrich struct {
-	Parser Parser `yaml:"parser"`
+	Parser   Parser   `yaml:"parser"`
+	Sessions Sessions `yaml:"sessions"` // the session assembler (sessions.go)
 }
 
 // Parser configures enrich/parse.
@@ -40,9 +41,12 @@ type ParserSource struct {
 	Year     int    `yaml:"year"`      // overrides the year of yearless lines
 }
 
-func defaultEnrich() Enrich { return Enrich{Parser: Parser{TimeZone: "UTC"}} }
+func defaultEnrich() Enrich {
+	return Enrich{Parser: Parser{TimeZone: "UTC"}, Sessions: defaultSessions()}
+}
 
 func (e *Enrich) validate(ps *Problems, p string) {
+	e.Sessions.validate(ps, join(p, "sessions"))
 	pp := join(p, "parser")
 	c := &e.Parser
 	if c.PatternDir != "" {
