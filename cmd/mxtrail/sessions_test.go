@@ -17,7 +17,11 @@ import (
 	"github.com/mxtrail/mxtrail/enrich/record"
 )
 
-var propSessions = flag.Int("sessions.n", 100_000, "generated sessions for TestSessionsAgreeWithGroundTruth (-short: 7000)")
+var (
+	propSessions = flag.Int("sessions.n", 100_000, "generated sessions for TestSessionsAgreeWithGroundTruth (-short: 7000)")
+	propSeed     = flag.Uint64("sessions.seed", 4242, "generator seed for TestSessionsAgreeWithGroundTruth")
+	propConc     = flag.Float64("sessions.concurrency", 12, "mean concurrent sessions per host for TestSessionsAgreeWithGroundTruth")
+)
 
 // TestSessionsAgreeWithGroundTruth is the property test of the issue: for generated fleet logs
 // of every product, `mxtrail sessions` (run once per host over that host's files) finds every
@@ -29,8 +33,9 @@ func TestSessionsAgreeWithGroundTruth(t *testing.T) {
 	}
 	dir := t.TempDir()
 	opts := gen.Defaults()
-	opts.Seed = 4242
+	opts.Seed = *propSeed
 	opts.Hosts = 7
+	opts.Concurrency = *propConc
 	opts.Sessions = n
 	opts.Lines = 0
 	opts.OutDir = dir
@@ -40,6 +45,8 @@ func TestSessionsAgreeWithGroundTruth(t *testing.T) {
 	}
 	type tkey struct{ host, product, key string }
 	want := map[tkey][]*gen.Truth{}
+	var truths []gen.Truth
+	var records []record.Session
 	f, err := os.Open(filepath.Join(dir, gen.TruthFile))
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +57,7 @@ func TestSessionsAgreeWithGroundTruth(t *testing.T) {
 		k := tkey{tr.Host, tr.Product, tr.SessionKey}
 		c := *tr
 		want[k] = append(want[k], &c)
+		truths = append(truths, c)
 		total++
 		return nil
 	}); err != nil {
@@ -85,6 +93,7 @@ func TestSessionsAgreeWithGroundTruth(t *testing.T) {
 			if err := dec.Decode(&r); err != nil {
 				t.Fatal(err)
 			}
+			records = append(records, r)
 			k := tkey{r.Host, r.Product, r.SessionKey}
 			cands := want[k]
 			idx := -1
@@ -121,6 +130,10 @@ func TestSessionsAgreeWithGroundTruth(t *testing.T) {
 			t.Errorf("%6d  %s", bad[k], k)
 		}
 		t.Errorf("examples:\n%s", strings.Join(examples, "\n"))
+	}
+	// the generator's own comparison (pairing by first-line position) must agree too
+	if c := gen.Compare(truths, records); !c.OK() {
+		t.Errorf("gen.Compare: %s", c)
 	}
 	t.Logf("%d generated sessions, %d matched", total, matched)
 }

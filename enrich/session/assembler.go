@@ -111,6 +111,7 @@ type sess struct {
 	raws       []string // raw code that decided each recipient, parallel to rec.Recipients
 	cur        int      // index of the recipient the next reply answers
 	group      bool     // an ICDSoft SMTP group (unkeyed, settles by joining)
+	joined     bool     // an ICDSoft group that has absorbed its spamdyke connection
 	chkReject  bool     // ICDSoft: chkuser refused the current recipient
 	sdAllowed  string   // spamdyke: reason of its ALLOWED lines (qmail's queue reply, underscored)
 }
@@ -412,6 +413,13 @@ func (a *Assembler) close(s *sess, by record.ClosedBy) {
 		a.removeGroup(s)
 		a.settle(s, by)
 		return
+	}
+	if s.product == event.ProductSpamdyke && s.hs.icd && len(s.hs.icdGroups) > 0 && s.sdSender != "" {
+		// closing before its ICDSoft group settled (pid reused, idle, evicted): join it now
+		if g := a.groupFor(s); g != nil {
+			a.absorb(g, s)
+			return
+		}
 	}
 	a.detach(s)
 	if s.ended && by != record.ClosedByEvicted {

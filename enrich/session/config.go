@@ -38,7 +38,7 @@ func Defaults() Config {
 		IdleTimeout:    10 * time.Minute,
 		Lateness:       2 * time.Minute,
 		MaxOpen:        200_000,
-		PidReuseGap:    2 * time.Minute,
+		PidReuseGap:    time.Minute,
 		IsodeKeyPrefix: "conn=",
 	}
 }

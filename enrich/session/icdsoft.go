@@ -151,8 +151,9 @@ func (a *Assembler) icdDelivery(hs *hostState, ev *event.Event) *sess {
 	return &orphan // held by a pending delivery group (or counted as an orphan)
 }
 
-// joinWindow bounds how far apart in event time the lines of one ICDSoft message may be.
-func (a *Assembler) joinWindow() time.Duration { return a.cfg.Lateness + 2*time.Second }
+// joinWindow bounds how far apart in event time the lines of one ICDSoft message may be:
+// ICDSoft and spamdyke stamp the same local clock, in the same second (FORMATS.md §2.3).
+func (a *Assembler) joinWindow() time.Duration { return 2 * time.Second }
 
 // settle joins an ICDSoft SMTP group with its spamdyke connection and delivery group and
 // emits the record.
@@ -164,8 +165,10 @@ func (a *Assembler) settle(g *sess, by record.ClosedBy) {
 	if hs.icdCur[g.rec.FirstPos.Source] == g {
 		delete(hs.icdCur, g.rec.FirstPos.Source)
 	}
-	if c := a.findSpamdyke(g); c != nil {
-		a.absorb(g, c)
+	if !g.joined {
+		if c := a.findSpamdyke(g); c != nil {
+			a.absorb(g, c)
+		}
 	}
 	if d := a.findDelivery(g); d != nil {
 		applyDelivery(g, d)
@@ -179,28 +182,101 @@ func within(t, from, to time.Time, w time.Duration) bool {
 	return !t.Before(from.Add(-w)) && !t.After(to.Add(w))
 }
 
+// findSpamdyke picks the spamdyke connection of g among the open ones with g's sender: its
+// time within the join window, each of its lines matching a recipient of g with the same
+// fate (ALLOWED for an accepted recipient, a DENIED code for a refused one), its ALLOWED
+// reason equal to g's final reply with spaces turned into '_'. Busy hosts see the same
+// sender twice in a second: the candidate with exactly g's recipients and the closest start
+// wins.
 func (a *Assembler) findSpamdyke(g *sess) *sess {
 	w := a.joinWindow()
 	var final []byte
-	if g.icdFinal && g.dataCode >= 200 && g.dataCode < 300 {
+	if g.icdFinal {
 		final = bytes.ReplaceAll([]byte(g.dataReply), []byte(" "), []byte("_"))
 	}
-next:
+	var best *sess
+	bestScore := time.Duration(1 << 62)
 	for _, c := range g.hs.sdBySender[g.rec.MailFrom] {
 		if c.closed || c.product != event.ProductSpamdyke || len(c.rec.Recipients) == 0 || !within(c.start, g.start, g.lastSeen, w) {
 			continue
 		}
-		for _, r := range c.rec.Recipients {
-			if !g.hasRcpt(r.Address) {
-				continue next
-			}
-		}
 		if final != nil && c.sdAllowed != "" && c.sdAllowed != string(final) {
 			continue
 		}
-		return c
+		exact, ok := fatesMatch(g, c)
+		if !ok {
+			continue
+		}
+		score := c.start.Sub(g.start)
+		if score < 0 {
+			score = -score
+		}
+		if !exact {
+			score += time.Hour
+		}
+		if score < bestScore {
+			best, bestScore = c, score
+		}
 	}
-	return nil
+	return best
+}
+
+// groupFor finds the pending ICDSoft group a spamdyke session belongs to, when that session
+// must close before the group settles (its pid was reused, it timed out or was evicted).
+func (a *Assembler) groupFor(c *sess) *sess {
+	w := a.joinWindow()
+	var best *sess
+	bestScore := time.Duration(1 << 62)
+	for _, g := range c.hs.icdGroups {
+		if g.closed || g.joined || g.rec.MailFrom != c.rec.MailFrom || !within(c.start, g.start, g.lastSeen, w) {
+			continue
+		}
+		if g.icdFinal && c.sdAllowed != "" && c.sdAllowed != string(bytes.ReplaceAll([]byte(g.dataReply), []byte(" "), []byte("_"))) {
+			continue
+		}
+		exact, ok := fatesMatch(g, c)
+		if !ok {
+			continue
+		}
+		score := c.start.Sub(g.start)
+		if score < 0 {
+			score = -score
+		}
+		if !exact {
+			score += time.Hour
+		}
+		if score < bestScore {
+			best, bestScore = g, score
+		}
+	}
+	return best
+}
+
+// fatesMatch pairs every spamdyke line of c with an unpaired recipient of g of the same
+// address and fate; exact when every recipient of g is paired too.
+func fatesMatch(g, c *sess) (exact, ok bool) {
+	var small [16]bool
+	used := small[:0]
+	if len(g.rec.Recipients) > len(small) {
+		used = make([]bool, len(g.rec.Recipients))
+	} else {
+		used = small[:len(g.rec.Recipients)]
+	}
+	for _, cr := range c.rec.Recipients {
+		found := false
+		for i := range g.rec.Recipients {
+			gr := &g.rec.Recipients[i]
+			if used[i] || gr.Address != cr.Address || (gr.SMTPCode > 0 && gr.SMTPCode < 400) != (cr.Outcome == record.Allowed) {
+				continue
+			}
+			used[i], found = true, true
+			break
+		}
+		if !found {
+			return false, false
+		}
+	}
+	return len(c.rec.Recipients) == len(g.rec.Recipients), true
 }
 
 func (s *sess) hasRcpt(addr string) bool {
@@ -270,6 +346,7 @@ func (a *Assembler) absorb(g, c *sess) {
 	if c.verdict != record.OutcomeNone {
 		g.setVerdict(c.verdict, c.vCode, c.vReply, c.vReason)
 	}
+	g.joined = true
 	a.detach(c)
 	a.stats.Joined++
 }

@@ -39,7 +39,12 @@ func (a *Assembler) spamdyke(hs *hostState, ev *event.Event) *sess {
 	s := a.lookup(k)
 	if s != nil {
 		newClient := isCode && !unknown(ip) && string(ip) != "0.0.0.0" && s.rec.ClientIP != "" && s.rec.ClientIP != string(ip)
-		if ev.Time.Sub(s.lastSeen) > a.cfg.PidReuseGap || newClient || s.ended && isCode {
+		// a new sender after a finished transaction (qmail's queue reply seen): another
+		// connection of a reused pid from the same address (local submissions), or a second
+		// message of one connection, which is a record of its own either way
+		from := ev.Field(event.FieldSender)
+		newMessage := isCode && s.sdAllowed != "" && !unknown(from) && s.rec.MailFrom != "" && s.rec.MailFrom != string(from)
+		if ev.Time.Sub(s.lastSeen) > a.cfg.PidReuseGap || newClient || newMessage || s.ended && isCode {
 			a.reuse(s)
 			s = nil
 		}
