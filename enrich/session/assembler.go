@@ -34,7 +34,8 @@ type Assembler struct {
 	cfg          Config
 	open         map[string]*sess // keyed sessions: host \x00 namespace \x00 key
 	hosts        map[string]*hostState
-	lru          sess // sentinel of the list of open sessions, least recently active first
+	hostList     []*hostState // first-seen order: deterministic output when several hosts close at once
+	lru          sess         // sentinel of the list of open sessions, least recently active first
 	nOpen        int
 	out          []record.Session
 	events       []record.Event
@@ -142,6 +143,7 @@ func (a *Assembler) host(name []byte) *hostState {
 	}
 	hs := &hostState{name: string(name)}
 	a.hosts[hs.name] = hs
+	a.hostList = append(a.hostList, hs)
 	return hs
 }
 
@@ -195,7 +197,7 @@ func (a *Assembler) Add(ev *event.Event) []record.Session {
 // sessions and ICDSoft groups older than Lateness. The returned slice is reused.
 func (a *Assembler) Expire(watermark time.Time) []record.Session {
 	a.out = a.out[:0]
-	for _, hs := range a.hosts {
+	for _, hs := range a.hostList {
 		a.due(hs, watermark)
 	}
 	for s := a.lru.next; s != &a.lru; {
@@ -206,7 +208,7 @@ func (a *Assembler) Expire(watermark time.Time) []record.Session {
 		a.close(s, record.ClosedByTimeout)
 		s = next
 	}
-	for _, hs := range a.hosts {
+	for _, hs := range a.hostList {
 		a.dropOrphans(hs, watermark)
 	}
 	return a.out
@@ -215,7 +217,7 @@ func (a *Assembler) Expire(watermark time.Time) []record.Session {
 // Flush closes every open session (end of input) and returns them. The slice is reused.
 func (a *Assembler) Flush() []record.Session {
 	a.out = a.out[:0]
-	for _, hs := range a.hosts {
+	for _, hs := range a.hostList {
 		for len(hs.icdGroups) > 0 {
 			g := hs.icdGroups[0]
 			hs.icdGroups = hs.icdGroups[1:]
@@ -225,7 +227,7 @@ func (a *Assembler) Flush() []record.Session {
 	for a.lru.next != &a.lru {
 		a.close(a.lru.next, record.ClosedByEOF)
 	}
-	for _, hs := range a.hosts {
+	for _, hs := range a.hostList {
 		a.dropOrphans(hs, time.Time{})
 		hs.ended = hs.ended[:0]
 	}
@@ -249,7 +251,7 @@ func (a *Assembler) LowestOpenPosition(source string) (offset int64, ok bool) {
 			offset, ok = s.low, true
 		}
 	}
-	for _, hs := range a.hosts {
+	for _, hs := range a.hostList {
 		for _, d := range hs.deliv {
 			if d.first.Source == source && (!ok || d.first.Offset < offset) {
 				offset, ok = d.first.Offset, true
