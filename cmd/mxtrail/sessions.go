@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -22,12 +23,15 @@ func init() {
 	register("sessions", "join parsed lines into session records offline", runSessions)
 }
 
-// lineSource yields the parsed lines of one file in order.
+// lineSource yields the parsed lines of one file in order. A line longer than maxLine keeps
+// its first maxLine bytes and becomes an unparsed event (counted, never dropped), as in
+// `mxtrail parse`.
 type lineSource struct {
 	name string
-	sc   *bufio.Scanner
+	br   *bufio.Reader
 	src  event.Source
 	ev   event.Event
+	long []byte
 	off  int64
 	ok   bool // ev holds the next line
 	err  error
@@ -35,20 +39,52 @@ type lineSource struct {
 }
 
 func (l *lineSource) next(p *parse.Parser) {
-	if !l.sc.Scan() {
-		l.ok = false
-		l.err = l.sc.Err()
+	l.ok = false
+	if l.br == nil {
 		return
 	}
-	line := l.sc.Bytes()
-	l.src.Line++
-	l.src.Offset = l.off
-	l.off += int64(len(line)) + 1
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
+	l.long = l.long[:0]
+	cut := false
+	n := int64(0)
+	for {
+		frag, err := l.br.ReadSlice('\n')
+		n += int64(len(frag))
+		if err == bufio.ErrBufferFull {
+			keep := min(len(frag), max(0, maxLine-len(l.long)))
+			l.long = append(l.long, frag[:keep]...)
+			cut = cut || keep < len(frag)
+			continue
+		}
+		if err != nil && err != io.EOF {
+			l.err, l.br = err, nil
+			return
+		}
+		if len(frag) == 0 && len(l.long) == 0 && !cut {
+			l.br = nil // EOF
+			return
+		}
+		if err == io.EOF {
+			l.br = nil // last line without LF; nothing follows
+		}
+		frag = bytes.TrimSuffix(frag, []byte("\n"))
+		frag = bytes.TrimSuffix(frag, []byte("\r"))
+		line := frag
+		if len(l.long) > 0 || cut {
+			keep := min(len(frag), max(0, maxLine-len(l.long)))
+			l.long = append(l.long, frag[:keep]...)
+			cut = cut || keep < len(frag)
+			line = l.long
+		}
+		l.src.Line++
+		l.src.Offset = l.off
+		l.off += n
+		p.Parse(&l.ev, line, &l.src)
+		if cut {
+			l.ev.Parsed, l.ev.Reason = false, reasonTooLong
+		}
+		l.ok = true
+		return
 	}
-	p.Parse(&l.ev, line, &l.src)
-	l.ok = true
 }
 
 func runSessions(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -120,9 +156,7 @@ func runSessions(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	var srcs []*lineSource
 	add := func(name string, r io.Reader, ref time.Time) {
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), maxLine+2)
-		l := &lineSource{name: name, sc: sc, idx: len(srcs), src: event.Source{Host: *host, Dialect: d, File: name, Loc: loc}}
+		l := &lineSource{name: name, br: bufio.NewReaderSize(r, 64<<10), idx: len(srcs), src: event.Source{Host: *host, Dialect: d, File: name, Loc: loc}}
 		if *year == 0 {
 			l.src.YearRef = ref
 		}

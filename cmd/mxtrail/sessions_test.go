@@ -240,3 +240,26 @@ func TestSessionsCommandRejectsBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionsCommandLongAndGarbageLines: a 2 MiB line and binary garbage are counted as
+// unparsed, and the lines after them still make their sessions.
+func TestSessionsCommandLongAndGarbageLines(t *testing.T) {
+	in := "Mar  9 12:00:00 gw smtpf[1]: x2801T000010000100 #637 start a.example [192.0.2.1] f=\"\" th=1 cn=1 cs=1\n" +
+		strings.Repeat("x", 2<<20) + "\n\x00\xff\xfe garbage\r\n" +
+		"Mar  9 12:00:01 gw smtpf[1]: x2801T000010000100 #718 recipient <a@example.com> f=\"\" x=\"250 2.1.5 recipient <a@example.com> accepted #290 (x2801T000010000100)\"\n" +
+		"Mar  9 12:00:02 gw smtpf[1]: x2801T000010000100 #721 end i=192.0.2.1 p=\"a.example\" f=\"quit\" h=\"a.example\" b=0 t=2"
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"sessions", "--year", "2021"}, strings.NewReader(in), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var r record.Session
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("%v: %q", err, out.String())
+	}
+	if r.Outcome != record.Allowed || r.EventCount != 3 || r.ClosedBy != record.ClosedByEnd {
+		t.Fatalf("%+v", r)
+	}
+	if !strings.Contains(errb.String(), "lines 5, unparsed 2") {
+		t.Fatalf("stderr: %s", errb.String())
+	}
+}
