@@ -20,6 +20,7 @@ import (
 var (
 	propSessions = flag.Int("sessions.n", 100_000, "generated sessions for TestSessionsAgreeWithGroundTruth (-short: 7000)")
 	propSeed     = flag.Uint64("sessions.seed", 4242, "generator seed for TestSessionsAgreeWithGroundTruth")
+	propReverse  = flag.Bool("sessions.reverse", false, "pass each host's files in reverse order (ties in event time merge the other way)")
 	propConc     = flag.Float64("sessions.concurrency", 12, "mean concurrent sessions per host for TestSessionsAgreeWithGroundTruth")
 )
 
@@ -81,6 +82,12 @@ func TestSessionsAgreeWithGroundTruth(t *testing.T) {
 		for _, fi := range sum.Files {
 			if fi.Host == h.Host {
 				args = append(args, filepath.Join(dir, fi.Name))
+			}
+		}
+		if *propReverse {
+			files := args[5:]
+			for i, j := 0, len(files)-1; i < j; i, j = i+1, j-1 {
+				files[i], files[j] = files[j], files[i]
 			}
 		}
 		var out, errb bytes.Buffer

@@ -113,6 +113,7 @@ type sess struct {
 	cur        int      // index of the recipient the next reply answers
 	group      bool     // an ICDSoft SMTP group (unkeyed, settles by joining)
 	joined     bool     // an ICDSoft group that has absorbed its spamdyke connection
+	started    bool     // IMail: the connect line was seen
 	chkReject  bool     // ICDSoft: chkuser refused the current recipient
 	sdAllowed  string   // spamdyke: reason of its ALLOWED lines (qmail's queue reply, underscored)
 }

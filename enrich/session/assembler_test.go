@@ -285,3 +285,22 @@ func TestNotableCodes(t *testing.T) {
 		t.Fatalf("%+v", evs)
 	}
 }
+
+func TestIMailAntispamLineBeforeConnect(t *testing.T) {
+	// merged by minute, the antispam log's lines of a connection can precede its connect line
+	f := newFeeder(t, Defaults(), "imail1")
+	f.add(
+		`03:09 12:00 SMTPD(00000007) BLACKLIST:198.51.100.9 was found on list (Spamhaus:zen.spamhaus.org:zen.spamhaus.org)->127.0.0.2`,
+		`03:09 12:00 SMTPD(00000007) [192.168.1.1] connect 198.51.100.9 port 4000`,
+		`03:09 12:00 SMTPD(00000007) [198.51.100.9] MAIL FROM:<x@spam.example>`,
+		`03:09 12:00 SMTPD(00000007) [198.51.100.9] RCPT To:<u@example.com>`,
+	)
+	rs := f.a.Flush()
+	if len(rs) != 1 || rs[0].Outcome != record.DeniedRBL || rs[0].ClientIP != "198.51.100.9" || rs[0].EventCount != 4 ||
+		rs[0].Recipients[0].SMTPCode != 0 || rs[0].Permanent {
+		t.Fatalf("%+v", rs)
+	}
+	if st := f.a.Stats(); st.KeyReused != 0 {
+		t.Fatalf("connect after an antispam line counted as reuse: %+v", st)
+	}
+}

@@ -719,7 +719,9 @@ func (a *Assembler) imail(hs *hostState, ev *event.Event) *sess {
 	}
 	k := a.key(hs, "imail", id)
 	s := a.lookup(k)
-	if s != nil && code == "CONNECT" {
+	// a second connect of the id is a new connection; antispam lines of the same minute may
+	// come before the connect line (another file), so they do not count as a start
+	if s != nil && code == "CONNECT" && s.started {
 		a.reuse(s)
 		s = nil
 	}
@@ -729,6 +731,13 @@ func (a *Assembler) imail(hs *hostState, ev *event.Event) *sess {
 	a.touch(s, ev)
 	switch code {
 	case "CONNECT":
+		s.started = true
+		if first := (record.Position{Source: ev.Pos.File, Offset: ev.Pos.Offset}); s.rec.FirstPos != first && s.rec.FirstPos.Source != ev.Pos.File {
+			// the connect line is the session's first line in its own log
+			s.rec.FirstPos = first
+			s.low = ev.Pos.Offset
+			s.id = record.NewSessionID(hs.name, s.rec.Product, s.rec.SessionKey, first)
+		}
 		setStr(&s.rec.ClientIP, ev.Field(event.FieldClientIP))
 	case "EHLO", "HELO":
 		setStr(&s.rec.HELO, ev.Field(event.FieldHelo))
