@@ -9,6 +9,5 @@ func init() {
 	register("parse", "parse log lines into JSON events", notImplemented("parse"))
 	register("sessions", "join parsed lines into session records offline", notImplemented("sessions"))
 	register("gen", "generate a realistic fleet of logs with ground truth", notImplemented("gen"))
-	register("migrate", "create or upgrade the ClickHouse schema", notImplemented("migrate"))
 	register("bench", "measure the pipeline end to end", notImplemented("bench"))
 }
