@@ -58,6 +58,7 @@ type Batch struct {
 	event record.Event
 
 	deadReasons map[string]int
+	kindBytes   [3]int
 }
 
 // NewBatch returns an empty batch for a server with features f. maxField bounds any one
@@ -76,7 +77,7 @@ func (b *Batch) Reset() {
 	clear(b.first)
 	clear(b.last)
 	clear(b.deadReasons)
-	b.msgs, b.bytes, b.done = 0, 0, [3]bool{}
+	b.msgs, b.bytes, b.done, b.kindBytes = 0, 0, [3]bool{}, [3]int{}
 	b.opened = time.Time{}
 }
 
@@ -97,6 +98,9 @@ func (b *Batch) Add(kind Kind, m *Message, now time.Time) {
 	}
 	b.msgs++
 	b.bytes += len(m.Value)
+	if kind >= KindSessions && kind <= KindDeadLetter {
+		b.kindBytes[kind-1] += len(m.Value)
+	}
 	pk := partKey{m.Topic, m.Partition}
 	if _, ok := b.first[pk]; !ok {
 		b.first[pk] = m.Offset
@@ -228,4 +232,8 @@ func (b *Batch) dedupToken(table string) string {
 		fmt.Fprintf(&sb, ";%s/%d:%d-%d", k.topic, k.partition, b.first[k], b.last[k])
 	}
 	return sb.String()
+}
+
+func (b *Batch) bytesByKind() map[string]int {
+	return map[string]int{"sessions": b.kindBytes[0], "events": b.kindBytes[1], "deadletter": b.kindBytes[2]}
 }
