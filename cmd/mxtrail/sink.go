@@ -91,6 +91,8 @@ func sinkMain(ctx context.Context, cfg config.Config, migrate bool, log *slog.Lo
 		HeartbeatInterval: time.Second,
 		CommitInterval:    0, // synchronous commits, only after ClickHouse acknowledged
 		StartOffset:       kafka.FirstOffset,
+		// Pick up partitions added later (and topics created after the group joined).
+		WatchPartitionChanges: true,
 	})
 	defer reader.Close()
 	sc := cfg.Sink

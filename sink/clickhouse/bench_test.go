@@ -100,7 +100,7 @@ func BenchmarkSinkIntegration(b *testing.B) {
 			sv, _ := schema.DetectServer(conn)
 			reader := kafka.NewReader(kafka.ReaderConfig{Brokers: st.brokers, GroupID: st.group,
 				GroupTopics: []string{st.sessions}, MinBytes: 1, MaxBytes: 10 << 20,
-				MaxWait: time.Second, QueueCapacity: 1000, HeartbeatInterval: time.Second, StartOffset: kafka.FirstOffset})
+				MaxWait: time.Second, QueueCapacity: 1000, HeartbeatInterval: time.Second, StartOffset: kafka.FirstOffset, WatchPartitionChanges: true})
 			m := NewMetrics(nil)
 			w := NewWriter(conn, st.db, schema.FeaturesFor(sv), m, 100*time.Millisecond, 2*time.Second)
 			s, err := New(Config{Database: st.db, Topics: map[string]Kind{st.sessions: KindSessions},
