@@ -45,7 +45,7 @@ func TestSinkSurvivesClickHouseOutageIntegration(t *testing.T) {
 
 	var once sync.Once
 	outageDone := make(chan struct{})
-	runSink(t, ctx, st, conn, addrs, func(m *Metrics) bool {
+	m := runSink(t, ctx, st, conn, addrs, func(m *Metrics) bool {
 		select {
 		case <-outageDone:
 		default:
@@ -70,6 +70,11 @@ func TestSinkSurvivesClickHouseOutageIntegration(t *testing.T) {
 		return counterValue(m.Rows.WithLabelValues("sessions")) >= n
 	})
 	prod.Wait()
+	if r := counterValue(m.Retries.WithLabelValues("sessions")); r == 0 {
+		t.Error("no insert was retried: the outage did not hit the stream")
+	} else {
+		t.Logf("%v insert attempts retried during the outage", r)
+	}
 	if err := conn.Exec(ctx, "OPTIMIZE TABLE "+st.db+".sessions FINAL"); err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func sessionMessages(ss []record.Session) []kafka.Message {
 }
 
 // runSink runs a sink on st until cond holds (checked every 500 ms) or the deadline passes.
-func runSink(t *testing.T, ctx context.Context, st stream, conn driver.Conn, addrs []string, cond func(m *Metrics) bool) {
+func runSink(t *testing.T, ctx context.Context, st stream, conn driver.Conn, addrs []string, cond func(m *Metrics) bool) *Metrics {
 	t.Helper()
 	sv, err := schema.DetectServer(conn)
 	if err != nil {
@@ -138,6 +138,7 @@ func runSink(t *testing.T, ctx context.Context, st stream, conn driver.Conn, add
 	if err := <-done; err != nil {
 		t.Fatalf("sink shutdown: %v", err)
 	}
+	return m
 }
 
 func count(t testing.TB, ctx context.Context, conn driver.Conn, q string) uint64 {
