@@ -13,6 +13,7 @@ type Metrics struct {
 	DeadLettered  *prometheus.CounterVec
 	Lag           *prometheus.GaugeVec
 	Commits       prometheus.Counter
+	CommitErrors  prometheus.Counter
 }
 
 // NewMetrics builds the sink's metrics and registers them on reg (nil: not registered).
@@ -35,9 +36,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Messages behind the high watermark, summed over partitions, per topic."}, []string{"topic"}),
 		Commits: prometheus.NewCounter(prometheus.CounterOpts{Name: "mxtrail_sink_offset_commits_total",
 			Help: "Offset commits after acknowledged batches."}),
+		CommitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mxtrail_sink_offset_commit_errors_total",
+			Help: "Offset commits that failed after an acknowledged insert (the rows replay and collapse)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Rows, m.Bytes, m.BatchRows, m.InsertSeconds, m.Retries, m.DeadLettered, m.Lag, m.Commits)
+		reg.MustRegister(m.Rows, m.Bytes, m.BatchRows, m.InsertSeconds, m.Retries, m.DeadLettered, m.Lag, m.Commits, m.CommitErrors)
 	}
 	return m
 }

@@ -226,7 +226,10 @@ func (s *Sink) writeLoop(ctx, drainCtx context.Context, full <-chan *Batch, free
 			wctx = drainCtx
 		}
 		if err := s.commit(wctx, b); err != nil {
-			return err
+			// The rows are in ClickHouse: a failed commit (typically a rebalance that moved the
+			// partition) only means they will be replayed and collapse. Not worth stopping for.
+			s.m.CommitErrors.Inc()
+			s.log.Warn("offset commit failed; the batch's rows will be replayed and collapse", "err", err)
 		}
 		b.Reset()
 		free <- b
