@@ -33,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxtrail_sink_deadlettered_total",
 			Help: "Records written to the deadletter table, per reason."}, []string{"reason"}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mxtrail_sink_consumer_lag",
-			Help: "Messages behind the high watermark, summed over partitions, per topic."}, []string{"topic"}),
+			Help: "Messages behind the high watermark of the partition last read, per topic (an approximation: not summed over partitions)."}, []string{"topic"}),
 		Commits: prometheus.NewCounter(prometheus.CounterOpts{Name: "mxtrail_sink_offset_commits_total",
 			Help: "Offset commits after acknowledged batches."}),
 		CommitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mxtrail_sink_offset_commit_errors_total",
