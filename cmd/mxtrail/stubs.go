@@ -5,7 +5,5 @@ func init() {
 	register("run", "run the whole pipeline on one machine", notImplemented("run"))
 	register("ship", "tail log files / receive syslog into Kafka", notImplemented("ship"))
 	register("enrich", "parse, join sessions and label outcomes on the stream", notImplemented("enrich"))
-	register("sink", "batch-write sessions and events into ClickHouse", notImplemented("sink"))
-	register("migrate", "create or upgrade the ClickHouse schema", notImplemented("migrate"))
 	register("bench", "measure the pipeline end to end", notImplemented("bench"))
 }
