@@ -9,3 +9,8 @@ import "embed"
 //
 //go:embed queries/*.sql
 var Queries embed.FS
+
+// Grafana holds grafana/*.json: one dashboard per file.
+//
+//go:embed grafana/*.json
+var Grafana embed.FS
