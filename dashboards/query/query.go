@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mxtrail/mxtrail/dashboards"
 )
@@ -101,6 +102,10 @@ func Parse(name, text string) (Query, error) {
 			}
 			if !supportedTypes[p.Type] {
 				problems = append(problems, fmt.Sprintf("param %q: type %q is not one of String, DateTime, UInt32, UInt64", p.Name, p.Type))
+			} else if !p.Required {
+				if _, err := ParseValue(p.Type, p.Default, time.Unix(0, 0)); err != nil {
+					problems = append(problems, fmt.Sprintf("param %q: default: %v", p.Name, err))
+				}
 			}
 			if _, dup := q.Param(p.Name); dup {
 				problems = append(problems, fmt.Sprintf("param %q declared twice", p.Name))

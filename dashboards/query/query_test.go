@@ -54,6 +54,7 @@ func TestParseRejects(t *testing.T) {
 		{"bad param line", "-- purpose: p\n-- param: ip\n-- example: e\nSELECT 1", `param line "ip"`},
 		{"unknown key", "-- purpose: p\n-- author: me\n-- example: e\nSELECT 1", `header entry "author"`},
 		{"no statement", "-- purpose: p\n-- example: e\n", "no statement"},
+		{"bad default", "-- purpose: p\n-- param: n UInt32 default=ten x\n-- example: e\nSELECT {n:UInt32}", `param "n": default: value "ten" is not a UInt32`},
 	}
 	for _, c := range cases {
 		_, err := Parse("t", c.text)
