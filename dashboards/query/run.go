@@ -180,6 +180,18 @@ func Text(v any) string {
 			return v4.String()
 		}
 		return x.String()
+	case uint64:
+		return strconv.FormatUint(x, 10)
+	case uint32:
+		return strconv.FormatUint(uint64(x), 10)
+	case uint16:
+		return strconv.FormatUint(uint64(x), 10)
+	case uint8:
+		return strconv.FormatUint(uint64(x), 10)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case int32:
+		return strconv.FormatInt(int64(x), 10)
 	case float32:
 		return strconv.FormatFloat(float64(x), 'f', -1, 32)
 	case float64:
