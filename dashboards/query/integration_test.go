@@ -130,6 +130,20 @@ func TestSavedQueriesIntegration(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
+		// Hostile values come back exactly as given: bound, never pasted into the SQL.
+		echo, err := query.Parse("echo", "-- purpose: p\n-- param: v String required x\n-- param: t DateTime required x\n"+
+			"-- param: n UInt64 required x\n-- example: e\nSELECT {v:String} AS v, toUInt32({t:DateTime}) AS t, {n:UInt64} AS n, length({v:String}) AS l")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostile := `x' OR 1=1 -- \' @v {v:String} ` + "\n\t;"
+		r, err := query.Run(ctx, conn, echo, map[string]string{"v": hostile, "t": "2026-11-20 01:02:03", "n": "18446744073709551615"}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Rows) != 1 || r.Rows[0][0] != hostile || r.Rows[0][1] != uint32(1795136523) || r.Rows[0][2] != uint64(18446744073709551615) || r.Rows[0][3] != uint64(len(hostile)) {
+			t.Errorf("echo of bound values: %#v, want %q", r.Rows, hostile)
+		}
 		res := map[string]table{}
 		for _, q := range all {
 			r, err := query.Run(ctx, conn, q, bind(q), time.Now())
