@@ -141,7 +141,9 @@ func New(cfg Config) (*Producer, error) {
 		Compression:  codec,
 		// We hand the writer whole batches; its own timer only has to release them.
 		BatchTimeout: time.Millisecond,
-		BatchSize:    1 << 30,
+		// kafka-go preallocates BatchSize messages per partition batch: ~4k lines of ~200
+		// bytes fill the 1 MiB request limit anyway.
+		BatchSize: 4096,
 		// A request may hold up to one maximum-size record plus overhead.
 		BatchBytes:   int64(cfg.MaxMessageBytes),
 		MaxAttempts:  3,
