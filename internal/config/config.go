@@ -153,19 +153,25 @@ func (ps *Problems) add(path, format string, args ...any) {
 // decoded but is wrong, so callers can print every problem.
 func Load(path string) (Config, error) {
 	cfg := Default()
+	var ps Problems
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return cfg, fmt.Errorf("read config: %w", err)
 		}
+		// A key that failed to decode keeps its default, so validating what did decode
+		// reports the remaining problems without false alarms: every problem at once.
 		if err := Decode(data, &cfg); err != nil {
-			return cfg, err
+			if !errors.As(err, &ps) {
+				return cfg, err
+			}
 		}
 	}
 	if err := ApplyEnv(&cfg, os.LookupEnv); err != nil {
 		return cfg, err
 	}
-	if ps := cfg.Validate(); len(ps) > 0 {
+	ps = append(ps, cfg.Validate()...)
+	if len(ps) > 0 {
 		return cfg, ps
 	}
 	return cfg, nil

@@ -1,0 +1,171 @@
+package record
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// AppendJSON appends s as one JSON object (no trailing newline) to dst. It is the hot-path
+// encoder for mxtrail.sessions: no reflection, and its output decodes with encoding/json into
+// an equal Session. Times are written in UTC with nanoseconds (RFC 3339).
+func (s *Session) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"session_id":`...)
+	dst = appendString(dst, s.SessionID)
+	dst = appendKeyString(dst, "host", s.Host)
+	dst = appendKeyString(dst, "product", s.Product)
+	dst = appendKeyString(dst, "session_key", s.SessionKey)
+	dst = appendKeyTime(dst, "start_time", s.StartTime)
+	dst = appendKeyTime(dst, "end_time", s.EndTime)
+	dst = appendKeyString(dst, "client_ip", s.ClientIP)
+	dst = appendKeyString(dst, "client_ptr", s.ClientPTR)
+	dst = appendKeyString(dst, "helo", s.HELO)
+	dst = appendKeyString(dst, "auth_user", s.AuthUser)
+	dst = append(dst, `,"tls":`...)
+	dst = strconv.AppendBool(dst, s.TLS)
+	dst = appendKeyString(dst, "mail_from", s.MailFrom)
+	dst = append(dst, `,"recipients":[`...)
+	for i := range s.Recipients {
+		r := &s.Recipients[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"address":`...)
+		dst = appendString(dst, r.Address)
+		dst = appendKeyString(dst, "outcome", string(r.Outcome))
+		dst = append(dst, `,"smtp_code":`...)
+		dst = strconv.AppendInt(dst, int64(r.SMTPCode), 10)
+		dst = appendKeyString(dst, "reply", r.Reply)
+		dst = append(dst, '}')
+	}
+	dst = append(dst, ']')
+	dst = appendKeyString(dst, "outcome", string(s.Outcome))
+	dst = appendKeyString(dst, "reason", s.Reason)
+	dst = append(dst, `,"smtp_code":`...)
+	dst = strconv.AppendInt(dst, int64(s.SMTPCode), 10)
+	dst = appendKeyString(dst, "smtp_reply", s.SMTPReply)
+	dst = appendKeyString(dst, "message_id", s.MessageID)
+	dst = append(dst, `,"size":`...)
+	dst = strconv.AppendInt(dst, s.Size, 10)
+	dst = appendKeyString(dst, "delivery", string(s.Delivery))
+	dst = appendKeyString(dst, "closed_by", string(s.ClosedBy))
+	dst = append(dst, `,"permanent":`...)
+	dst = strconv.AppendBool(dst, s.Permanent)
+	dst = append(dst, `,"flags":[`...)
+	for i, f := range s.Flags {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, f)
+	}
+	dst = append(dst, ']')
+	dst = append(dst, `,"event_count":`...)
+	dst = strconv.AppendInt(dst, int64(s.EventCount), 10)
+	dst = appendKeyString(dst, "max_severity", s.MaxSeverity)
+	dst = append(dst, `,"outcome_version":`...)
+	dst = strconv.AppendInt(dst, int64(s.OutcomeVersion), 10)
+	dst = append(dst, `,"first_pos":`...)
+	dst = appendPos(dst, s.FirstPos)
+	dst = append(dst, `,"last_pos":`...)
+	dst = appendPos(dst, s.LastPos)
+	return append(dst, '}')
+}
+
+// AppendJSON appends e as one JSON object (no trailing newline) to dst.
+func (e *Event) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"time":`...)
+	dst = appendTime(dst, e.Time)
+	dst = appendKeyString(dst, "host", e.Host)
+	dst = appendKeyString(dst, "product", e.Product)
+	dst = appendKeyString(dst, "dialect", e.Dialect)
+	dst = appendKeyString(dst, "code", e.Code)
+	dst = appendKeyString(dst, "name", e.Name)
+	dst = appendKeyString(dst, "severity", e.Severity)
+	dst = appendKeyString(dst, "raw_severity", e.RawSeverity)
+	dst = appendKeyString(dst, "session_id", e.SessionID)
+	dst = appendKeyString(dst, "client_ip", e.ClientIP)
+	dst = appendKeyString(dst, "raw", e.Raw)
+	dst = append(dst, `,"pos":`...)
+	dst = appendPos(dst, e.Pos)
+	return append(dst, '}')
+}
+
+func appendPos(dst []byte, p Position) []byte {
+	dst = append(dst, `{"source":`...)
+	dst = appendString(dst, p.Source)
+	dst = append(dst, `,"offset":`...)
+	dst = strconv.AppendInt(dst, p.Offset, 10)
+	return append(dst, '}')
+}
+
+func appendKeyString(dst []byte, key, v string) []byte {
+	dst = append(dst, ',', '"')
+	dst = append(dst, key...)
+	dst = append(dst, '"', ':')
+	return appendString(dst, v)
+}
+
+func appendKeyTime(dst []byte, key string, t time.Time) []byte {
+	dst = append(dst, ',', '"')
+	dst = append(dst, key...)
+	dst = append(dst, '"', ':')
+	return appendTime(dst, t)
+}
+
+func appendTime(dst []byte, t time.Time) []byte {
+	dst = append(dst, '"')
+	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends v as a JSON string. Invalid UTF-8 becomes U+FFFD, as encoding/json does,
+// so log lines with binary bytes still give valid JSON.
+func appendString(dst []byte, v string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(v); {
+		c := v[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, v[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(v[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, v[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, v[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, v[start:]...)
+	return append(dst, '"')
+}
