@@ -8,9 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,8 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
@@ -31,6 +26,7 @@ import (
 	"github.com/mxtrail/mxtrail/ingest/syslog"
 	"github.com/mxtrail/mxtrail/ingest/tail"
 	"github.com/mxtrail/mxtrail/internal/config"
+	"github.com/mxtrail/mxtrail/internal/obs"
 )
 
 func init() {
@@ -53,7 +49,11 @@ func runShip(ctx context.Context, args []string, in io.Reader, _, stderr io.Writ
 		fmt.Fprintf(stderr, "mxtrail ship: %v\n", err)
 		return 2
 	}
-	log := newLogger(stderr, cfg.HTTP)
+	log, err := obs.NewLogger(stderr, cfg.HTTP.LogFormat, cfg.HTTP.LogLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "mxtrail ship: %v\n", err)
+		return 2
+	}
 	sc := cfg.Ship
 	if *useStdin && *host == "" {
 		fmt.Fprintln(stderr, "mxtrail ship: --stdin needs --host")
@@ -78,8 +78,8 @@ func runShip(ctx context.Context, args []string, in io.Reader, _, stderr io.Writ
 		}
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := obs.NewServer(log)
+	reg := srv.Registry
 	pm := produce.NewMetrics(reg)
 
 	transport, err := kafkaTransport(cfg.Kafka)
@@ -104,10 +104,15 @@ func runShip(ctx context.Context, args []string, in io.Reader, _, stderr io.Writ
 		fmt.Fprintf(stderr, "mxtrail ship: %v\n", err)
 		return 2
 	}
-	// Ready is the /readyz check; a plain func so internal/obs can register it later.
-	ready := prod.Ready
-	stopHTTP := serveHTTP(cfg.HTTP.Listen, reg, ready, log)
-	defer stopHTTP()
+	srv.AddCheck("kafka", func(context.Context) error { return prod.Ready() })
+	if err := srv.Start(cfg.HTTP.Listen); err != nil {
+		log.Warn("observability listener disabled", "err", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
 
 	drain := func() int {
 		dctx, cancel := context.WithTimeout(context.Background(), sc.ShutdownTimeout)
@@ -231,16 +236,6 @@ func runShip(ctx context.Context, args []string, in io.Reader, _, stderr io.Writ
 	return code
 }
 
-func newLogger(w io.Writer, h config.HTTP) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(h.LogLevel))
-	opts := &slog.HandlerOptions{Level: lvl}
-	if h.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
 func startProgress(stderr io.Writer, forced bool, p *stdin.Progress) (stop func()) {
 	f, isFile := stderr.(*os.File)
 	tty := false
@@ -274,34 +269,6 @@ func startProgress(stderr io.Writer, forced bool, p *stdin.Progress) (stop func(
 		}
 	}()
 	return func() { close(done); wg.Wait() }
-}
-
-func serveHTTP(addr string, reg *prometheus.Registry, ready func() error, log *slog.Logger) (stop func()) {
-	if addr == "" {
-		return func() {}
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := ready(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ok\n")
-	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		log.Warn("observability listener disabled", "addr", addr, "err", err)
-		return func() {}
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}
 }
 
 func kafkaTransport(k config.Kafka) (*kafka.Transport, error) {
@@ -360,5 +327,32 @@ func createTopic(ctx context.Context, k config.Kafka, tr *kafka.Transport, sc co
 	if e := resp.Errors[k.Topics.Raw]; e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
 		return fmt.Errorf("create topic %q with %s partitions: %w", k.Topics.Raw, strconv.Itoa(sc.Partitions), e)
 	}
-	return nil
+	// Metadata lags creation: a producer that sees fewer partitions for a moment would put a
+	// host's first lines on another partition than the rest, breaking per-host order. Wait
+	// until every partition has a leader.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{k.Topics.Raw}})
+		if err == nil && len(md.Topics) == 1 && md.Topics[0].Error == nil && len(md.Topics[0].Partitions) > 0 {
+			ready := true
+			for _, p := range md.Topics[0].Partitions {
+				ready = ready && p.Error == nil && p.Leader.Host != ""
+			}
+			want := sc.Partitions
+			if resp.Errors[k.Topics.Raw] != nil { // it existed: whatever count it has
+				want = len(md.Topics[0].Partitions)
+			}
+			if ready && len(md.Topics[0].Partitions) >= want {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topic %q: partitions not ready after 30s (metadata error %v)", k.Topics.Raw, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
