@@ -42,7 +42,7 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-func shipperBinary(t *testing.T) string {
+func shipperBinary(t testing.TB) string {
 	t.Helper()
 	bin, err := buildOnce()
 	if err != nil {
@@ -51,7 +51,7 @@ func shipperBinary(t *testing.T) string {
 	return bin
 }
 
-func uniqueTopic(t *testing.T) string {
+func uniqueTopic(t testing.TB) string {
 	return fmt.Sprintf("mxtrail.raw.test-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), rand.Uint32())
 }
 
@@ -61,7 +61,7 @@ func line(host string, seq int) string {
 		seq/60%60, seq%60, host, 10000+seq%50000, seq%977, seq%250, seq%1000, seq)
 }
 
-func seqOf(t *testing.T, v []byte) int {
+func seqOf(t testing.TB, v []byte) int {
 	s := string(v)
 	i := strings.LastIndex(s, "seq=")
 	n, err := strconv.Atoi(s[i+4:])
@@ -80,7 +80,7 @@ type shipConfig struct {
 	extra      string
 }
 
-func (c shipConfig) write(t *testing.T) string {
+func (c shipConfig) write(t testing.TB) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "kafka:\n  brokers: [%s]\n  topics: {raw: %s}\n", c.brokers, c.topic)
@@ -101,7 +101,7 @@ func (c shipConfig) write(t *testing.T) string {
 }
 
 // startShipper runs `mxtrail ship` as a child process.
-func startShipper(t *testing.T, cfgPath string) *exec.Cmd {
+func startShipper(t testing.TB, cfgPath string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(shipperBinary(t), "ship", "-config", cfgPath)
 	for _, e := range os.Environ() {
@@ -133,7 +133,7 @@ func startShipper(t *testing.T, cfgPath string) *exec.Cmd {
 	return cmd
 }
 
-func stopShipper(t *testing.T, cmd *exec.Cmd) {
+func stopShipper(t testing.TB, cmd *exec.Cmd) {
 	t.Helper()
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
@@ -144,7 +144,7 @@ func stopShipper(t *testing.T, cmd *exec.Cmd) {
 // readTopic reads every partition of topic from the start up to its end offset as of the call
 // (after want messages exist in total, or the timeout) and returns the sequence numbers per
 // host in partition order. A host found on two partitions fails the test.
-func readTopic(t *testing.T, broker, topic string, want int, timeout time.Duration) map[string][]int {
+func readTopic(t testing.TB, broker, topic string, want int, timeout time.Duration) map[string][]int {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var ends map[int]int64
@@ -196,7 +196,7 @@ func readTopic(t *testing.T, broker, topic string, want int, timeout time.Durati
 	return got
 }
 
-func endOffsets(t *testing.T, broker, topic string) map[int]int64 {
+func endOffsets(t testing.TB, broker, topic string) map[int]int64 {
 	t.Helper()
 	c := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
 	md, err := c.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
@@ -223,7 +223,7 @@ func endOffsets(t *testing.T, broker, topic string) map[int]int64 {
 
 // checkDelivered asserts that every host's lines 0..n-1 arrived, first occurrences in order,
 // and returns how many duplicates there were (re-sent unacknowledged windows).
-func checkDelivered(t *testing.T, got map[string][]int, hosts []string, n int) (dups int) {
+func checkDelivered(t testing.TB, got map[string][]int, hosts []string, n int) (dups int) {
 	t.Helper()
 	for _, h := range hosts {
 		seqs := got[h]
@@ -245,7 +245,7 @@ func checkDelivered(t *testing.T, got map[string][]int, hosts []string, n int) (
 	return dups
 }
 
-func writeLines(t *testing.T, path, host string, from, to int) {
+func writeLines(t testing.TB, path, host string, from, to int) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -327,7 +327,7 @@ func fileSize(p string) int64 {
 }
 
 // waitForOffset waits until the checkpoint file records offset >= want for path.
-func waitForOffset(t *testing.T, cpFile, path string, want int64) {
+func waitForOffset(t testing.TB, cpFile, path string, want int64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -342,7 +342,7 @@ func waitForOffset(t *testing.T, cpFile, path string, want int64) {
 // waitForExactOffset waits until the checkpoint holds exactly want for path's current
 // content (its stored fingerprint is a prefix of the file now): after a truncation the old
 // content's offset may still be on disk, and equal by chance.
-func waitForExactOffset(t *testing.T, cpFile, path string, want int64) {
+func waitForExactOffset(t testing.TB, cpFile, path string, want int64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -506,7 +506,7 @@ func TestShipBrokerOutageIntegration(t *testing.T) {
 	t.Logf("broker down 15 s: %d lines delivered, %d duplicates", n, dups)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -515,7 +515,7 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func httpStatus(t *testing.T, url string) int {
+func httpStatus(t testing.TB, url string) int {
 	c := http.Client{Timeout: 3 * time.Second}
 	r, err := c.Get(url)
 	if err != nil {
@@ -556,7 +556,7 @@ func TestShipStdinIntegration(t *testing.T) {
 	}
 }
 
-func logMetrics(t *testing.T, addr string) {
+func logMetrics(t testing.TB, addr string) {
 	c := http.Client{Timeout: 3 * time.Second}
 	r, err := c.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -572,7 +572,7 @@ func logMetrics(t *testing.T, addr string) {
 	}
 }
 
-func metric(t *testing.T, addr, name string) float64 {
+func metric(t testing.TB, addr, name string) float64 {
 	t.Helper()
 	c := http.Client{Timeout: 3 * time.Second}
 	r, err := c.Get("http://" + addr + "/metrics")

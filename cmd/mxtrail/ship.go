@@ -223,6 +223,7 @@ func runShip(ctx context.Context, args []string, in io.Reader, _, stderr io.Writ
 		}
 	}
 	log.Info("shutting down: draining to Kafka")
+
 	stopInputs()
 	wg.Wait()
 	<-flushDone

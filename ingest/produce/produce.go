@@ -123,15 +123,18 @@ func New(cfg Config) (*Producer, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 1 << 20
+	}
 	codec, _ := compressionCodec(cfg.Compression)
+	if codec == kafka.Zstd {
+		useSmallZstd(cfg.MaxMessageBytes)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
-	}
-	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = 1 << 20
 	}
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
@@ -157,7 +160,7 @@ func New(cfg Config) (*Producer, error) {
 		cfg: cfg, w: w, m: cfg.Metrics, log: cfg.Logger,
 		space:  make(chan struct{}),
 		kick:   make(chan struct{}, 1),
-		free:   make(chan *batch, 2),
+		free:   make(chan *batch, 1), // one spare: only the filling and the writing batch are ever live
 		done:   make(chan struct{}),
 		abortC: make(chan struct{}),
 	}
