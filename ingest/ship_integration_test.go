@@ -52,7 +52,13 @@ func shipperBinary(t testing.TB) string {
 }
 
 func uniqueTopic(t testing.TB) string {
-	return fmt.Sprintf("mxtrail.raw.test-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), rand.Uint32())
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(t.Name()))
+	return fmt.Sprintf("mxtrail.raw.test-%s-%d", name, rand.Uint32())
 }
 
 // line is a realistic ~200-byte spamdyke line carrying its host and sequence number.
