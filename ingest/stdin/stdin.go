@@ -60,7 +60,7 @@ func Run(ctx context.Context, r io.Reader, host, dialect string, maxLine int, ou
 	line := make([]byte, 0, 4096)
 	for {
 		line = line[:0]
-		total := 0
+		total, term := 0, 0
 		var err error
 		for {
 			var frag []byte
@@ -70,6 +70,12 @@ func Run(ctx context.Context, r io.Reader, host, dialect string, maxLine int, ou
 				line = append(line, frag[:min(room, len(frag))]...)
 			}
 			if err != bufio.ErrBufferFull {
+				if err == nil { // ends with the newline; "\r\n" counts as the terminator too
+					term = 1
+					if len(frag) >= 2 && frag[len(frag)-2] == '\r' {
+						term = 2
+					}
+				}
 				break
 			}
 		}
@@ -77,14 +83,8 @@ func Run(ctx context.Context, r io.Reader, host, dialect string, maxLine int, ou
 			p.Lines.Add(1)
 			p.Bytes.Add(int64(total))
 			c.Read(produce.InputStdin, 1, total)
-			content := len(line)
-			if content > 0 && line[content-1] == '\n' {
-				content--
-				if content > 0 && line[content-1] == '\r' {
-					content--
-				}
-			}
-			orig := total - (len(line) - content) // without the terminator
+			orig := total - term // the line's length without its terminator
+			content := orig
 			h := shared
 			if orig > maxLine {
 				content = maxLine
