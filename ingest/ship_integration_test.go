@@ -599,3 +599,105 @@ func metric(t testing.TB, addr, name string) float64 {
 	t.Fatalf("metric %s not exported", name)
 	return 0
 }
+
+// TestShipSyslogIntegration: UDP and TCP (both framings, both RFCs), a 1 MiB line and invalid
+// UTF-8 through the real binary into Kafka, bytes unchanged, keyed by the header's host.
+func TestShipSyslogIntegration(t *testing.T) {
+	broker := testenv.KafkaBrokers(t)[0]
+	dir := t.TempDir()
+	topic := uniqueTopic(t)
+	udp, tcp := freeUDP(t), freeAddr(t)
+	cfg := shipConfig{brokers: broker, topic: topic, dir: dir,
+		extra: fmt.Sprintf("  max_line: 2MiB\n  max_message_bytes: 4MiB\n  syslog: {udp: %q, tcp: %q, dialect: spamdyke}\n", udp, tcp)}.write(t)
+	cmd := startShipper(t, cfg)
+	var c net.Conn
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err = net.Dial("tcp", tcp); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	m3164 := "<22>Mar  9 11:10:37 mx7 spamdyke[15309]: ALLOWED from: a@example.com to: b@example.org reason: 250_ok"
+	m5424 := "<22>1 2026-03-09T11:10:37.123+01:00 mx8 smtpf 28585 - - k165S4285856336700 #720 message"
+	bad := "<22>Mar  9 11:10:38 mx7 spamdyke[15310]: bad \xff\xfe utf8 \x00 nul"
+	big := "<22>Mar  9 11:10:39 mx7 spamdyke[15311]: " + strings.Repeat("x", 1<<20)
+	fmt.Fprintf(c, "%s\n%d %s%s\n%d %s", m3164, len(m5424), m5424, bad, len(big), big)
+	c.Close()
+	u, _ := net.Dial("udp", udp)
+	u.Write([]byte(m5424))
+	u.Write([]byte(m3164 + "\n"))
+	u.Close()
+	want := map[string][]string{"mx7": {m3164, bad, big, m3164}, "mx8": {m5424, m5424}}
+	got := readValues(t, broker, topic, 6, 30*time.Second)
+	stopShipper(t, cmd)
+	for h, w := range want {
+		// UDP and TCP race each other; per host each transport's order is kept.
+		if len(got[h]) != len(w) {
+			t.Fatalf("host %s: %d messages, want %d", h, len(got[h]), len(w))
+		}
+		count := map[string]int{}
+		for _, v := range got[h] {
+			count[v]++
+		}
+		for _, v := range w {
+			if count[v] == 0 {
+				t.Errorf("host %s: message %.60q missing or altered", h, v)
+			}
+			count[v]--
+		}
+	}
+}
+
+func freeUDP(t testing.TB) string {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
+// readValues reads want messages from topic and returns the values per key.
+func readValues(t testing.TB, broker, topic string, want int, timeout time.Duration) map[string][]string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var ends map[int]int64
+	for {
+		ends = endOffsets(t, broker, topic)
+		var total int64
+		for _, e := range ends {
+			total += e
+		}
+		if total >= int64(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d messages in %s", total, want, topic)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	got := map[string][]string{}
+	for p, end := range ends {
+		if end == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: p, MaxBytes: 8 << 20})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatalf("read partition %d: %v", p, err)
+			}
+			got[string(m.Key)] = append(got[string(m.Key)], string(m.Value))
+			if m.Offset+1 >= end {
+				break
+			}
+		}
+		cancel()
+		r.Close()
+	}
+	return got
+}
