@@ -282,8 +282,8 @@ func TestShipRotationIntegration(t *testing.T) {
 	writeLines(t, a, "mx-a", 0, 1)
 	writeLines(t, b, "mx-b", 0, 1)
 	cmd := startShipper(t, cfg)
-	// Rotations must happen while the shipper runs: a file renamed to a name outside the glob
-	// while the shipper is down is not followed (see the report).
+	// This test is about rotation while the shipper runs: a file never seen before it was
+	// renamed out of the glob cannot be followed (only checkpointed ones are recovered).
 	waitForOffset(t, filepath.Join(dir, "positions.json"), a, fileSize(a))
 	waitForOffset(t, filepath.Join(dir, "positions.json"), b, fileSize(b))
 	const n = 30000

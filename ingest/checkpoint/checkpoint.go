@@ -83,6 +83,18 @@ func (s *Store) Get(k Key) (Position, bool) {
 	return p, ok
 }
 
+// All returns every stored position, sorted by path.
+func (s *Store) All() []Position {
+	s.mu.Lock()
+	out := make([]Position, 0, len(s.pos))
+	for _, p := range s.pos {
+		out = append(out, p)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
 // Set records p; it reaches the disk at the next Flush.
 func (s *Store) Set(p Position) {
 	s.mu.Lock()

@@ -185,6 +185,9 @@ func (t *Tailer) Run(ctx context.Context) error {
 
 // scan evaluates the globs, opens new files and marks files that left their paths.
 func (t *Tailer) scan() {
+	if t.firstRun {
+		t.recoverRotated()
+	}
 	seen := map[checkpoint.Key]bool{}
 	for i := range t.cfg.Inputs {
 		in := &t.cfg.Inputs[i]
@@ -215,6 +218,9 @@ func (t *Tailer) scan() {
 		}
 	}
 	for _, f := range t.files {
+		if f.gone {
+			seen[f.key] = true // recovered at start-up, or already known to have left its path
+		}
 		if !seen[f.key] && !f.gone {
 			f.gone = true
 			f.idle = time.Now()
@@ -223,6 +229,53 @@ func (t *Tailer) scan() {
 	}
 	t.firstRun = false
 	t.m.files.Set(float64(len(t.files)))
+}
+
+// recoverRotated finishes files that were rotated to a name outside the globs while the
+// shipper was down: a checkpointed inode no longer at its path is looked for in the same
+// directory and, if its first bytes still match, read from the checkpoint to its end before
+// anything else -- before its successor at the old path.
+func (t *Tailer) recoverRotated() {
+	for _, pos := range t.store.All() {
+		in := t.inputFor(pos.Path)
+		if in == nil {
+			continue
+		}
+		if st, err := os.Stat(pos.Path); err == nil && keyOf(st) == pos.Key {
+			continue // still at its path: the glob finds it
+		}
+		dir := filepath.Dir(pos.Path)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			info, err := e.Info()
+			if err != nil || !info.Mode().IsRegular() || keyOf(info) != pos.Key {
+				continue
+			}
+			p := filepath.Join(dir, e.Name())
+			if t.inputFor(p) != nil || info.Size() <= pos.Offset {
+				break // matched by a glob (read normally), or nothing left to read
+			}
+			t.log.Info("finishing a file rotated while the shipper was down", "path", p, "was", pos.Path)
+			t.open(in, p, pos.Key)
+			if f := t.find(pos.Key); f != nil {
+				f.gone, f.idle = true, time.Now()
+			}
+			break
+		}
+	}
+}
+
+// inputFor returns the input whose glob matches path.
+func (t *Tailer) inputFor(path string) *Input {
+	for i := range t.cfg.Inputs {
+		if ok, _ := filepath.Match(t.cfg.Inputs[i].Glob, path); ok {
+			return &t.cfg.Inputs[i]
+		}
+	}
+	return nil
 }
 
 func (t *Tailer) find(k checkpoint.Key) *file {

@@ -345,3 +345,42 @@ func TestVanishedFileIsDroppedAndOthersContinue(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestRotatedWhileDownIsFinishedFirst(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "maillog")
+	cp := filepath.Join(dir, "pos.json")
+	appendLines(t, path, 0, 10)
+	store, _ := checkpoint.Open(cp)
+	rec := &recorder{}
+	stop := start(t, testConfig(path), rec, store)
+	rec.waitFor(t, 10)
+	stop()
+	store.Flush()
+
+	// While the shipper is down: more lines, then rotation to a name the glob does not match,
+	// and new lines in the successor.
+	appendLines(t, path, 10, 15)
+	os.Rename(path, path+".1")
+	f, _ := os.Create(path)
+	for i := 15; i < 18; i++ {
+		fmt.Fprintln(f, spamdykeLine(i))
+	}
+	f.Close()
+
+	store2, _ := checkpoint.Open(cp)
+	rec2 := &recorder{}
+	stop = start(t, testConfig(path), rec2, store2)
+	defer stop()
+	got := rec2.waitFor(t, 8)
+	time.Sleep(30 * time.Millisecond)
+	got = rec2.values()
+	if len(got) != 8 {
+		t.Fatalf("got %d lines: %q", len(got), got)
+	}
+	for i, v := range got {
+		if v != spamdykeLine(10+i) {
+			t.Fatalf("line %d = %q, want line %d", i, v, 10+i)
+		}
+	}
+}
