@@ -85,13 +85,28 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) acked(in Input, n int) {
-	m.ackedLines[in].Inc()
+func (m *Metrics) acked(in Input, lines, n int) {
+	m.ackedLines[in].Add(float64(lines))
 	m.ackedBytes[in].Add(float64(n))
 }
 
-func (m *Metrics) sent(in Input, n int) {
-	m.sentLines[in].Inc()
+// count sums a batch per input and reports it once: per-line counter updates cost more than
+// the rest of the bookkeeping.
+func (m *Metrics) count(items []item, report func(in Input, lines, n int)) {
+	var lines, bytes [numInputs]int
+	for i := range items {
+		lines[items[i].input]++
+		bytes[items[i].input] += items[i].n
+	}
+	for in := range numInputs {
+		if lines[in] > 0 {
+			report(in, lines[in], bytes[in])
+		}
+	}
+}
+
+func (m *Metrics) sent(in Input, lines, n int) {
+	m.sentLines[in].Add(float64(lines))
 	m.sentBytes[in].Add(float64(n))
 }
 

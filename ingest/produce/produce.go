@@ -271,9 +271,7 @@ func (p *Producer) run() {
 		b = p.cur
 		p.cur = p.newBatch()
 		p.mu.Unlock()
-		for i := range b.items {
-			p.m.sent(b.items[i].input, b.items[i].n)
-		}
+		p.m.count(b.items, p.m.sent)
 		p.write(b)
 		p.release(b)
 		// Anything queued meanwhile gets its own round.
@@ -338,12 +336,11 @@ func (p *Producer) release(b *batch) {
 		return // not acknowledged: positions must not move
 	}
 	for i := range b.items {
-		it := &b.items[i]
-		if it.acker != nil {
+		if it := &b.items[i]; it.acker != nil {
 			it.acker.Acked(it.seq)
 		}
-		p.m.acked(it.input, it.n)
 	}
+	p.m.count(b.items, p.m.acked)
 	p.mu.Lock()
 	p.inflight -= b.bytes
 	close(p.space)

@@ -90,10 +90,11 @@ type Tailer struct {
 	log   *slog.Logger
 	m     *Metrics
 
-	files    []*file // open files in discovery order: a rotated file is read before its successor
-	closing  []*file // closed, waiting for their last acknowledgements before the position is dropped
-	firstRun bool
-	buf      []byte
+	files     []*file // open files in discovery order: a rotated file is read before its successor
+	closing   []*file // closed, waiting for their last acknowledgements before the position is dropped
+	firstRun  bool
+	buf       []byte
+	linesRead int // lines emitted since the last metrics update
 }
 
 // New builds a tailer that sends to out and keeps positions in store.
@@ -368,8 +369,10 @@ func (t *Tailer) read(ctx context.Context, f *file) error {
 		n, err := f.f.ReadAt(t.buf, f.readOff)
 		if n > 0 {
 			progressed = true
-			t.cfg.Counters.Read(produce.InputFile, 0, n)
-			if err := t.lines(ctx, f, t.buf[:n]); err != nil {
+			err := t.lines(ctx, f, t.buf[:n])
+			t.cfg.Counters.Read(produce.InputFile, t.linesRead, n) // once per read, not per line
+			t.linesRead = 0
+			if err != nil {
 				return err
 			}
 		}
@@ -474,7 +477,7 @@ func (t *Tailer) emit(ctx context.Context, f *file, hdr []kafka.Header, line []b
 		t.cfg.Counters.Truncated(produce.InputFile)
 	}
 	seq := f.ack.t.Add(f.readOff)
-	t.cfg.Counters.Read(produce.InputFile, 1, 0)
+	t.linesRead++
 	return t.out.Send(ctx, produce.InputFile, f.host, hdr, line, f.ack, seq)
 }
 
@@ -513,6 +516,8 @@ func (t *Tailer) reap() {
 					continue
 				}
 				f.carry, f.over = nil, 0
+				t.cfg.Counters.Read(produce.InputFile, t.linesRead, 0)
+				t.linesRead = 0
 			}
 			f.f.Close()
 			t.closing = append(t.closing, f)
