@@ -1,0 +1,70 @@
+# mxtrail — the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO            ?= go
+GO_MIN        := 1.26
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME      ?= 2m
+FUZZTIME_TEST ?= 3s
+BIN           := bin/mxtrail
+VERSION       := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+# The local stack's addresses (deploy/local); tests read them from the environment.
+export MXTRAIL_KAFKA_BROKERS   ?= 127.0.0.1:19092
+export MXTRAIL_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+.PHONY: check-go
+check-go:
+	@command -v $(GO) >/dev/null || { echo "make: Go $(GO_MIN) or newer is required (https://go.dev/doc/install)"; exit 1; }
+	@v=$$($(GO) env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/'); \
+	  if [ "$$(printf '%s\n' "$(GO_MIN)" "$$v" | sort -V | head -1)" != "$(GO_MIN)" ]; then \
+	    echo "make: Go $(GO_MIN) or newer is required, found $$v"; exit 1; fi
+
+.PHONY: build
+build: check-go ## build bin/mxtrail
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/mxtrail
+
+.PHONY: up
+up: check-go ## install (when missing) and start Kafka, ClickHouse and the chdb venv
+	bash deploy/local/stack.sh up
+
+.PHONY: down
+down: ## stop the local Kafka and ClickHouse started by `make up`
+	bash deploy/local/stack.sh down
+
+.PHONY: status
+status: ## show the local stack
+	bash deploy/local/stack.sh status
+
+.PHONY: test
+test: up ## start the stack, run every test (race detector) and short fuzz runs
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
+	bash scripts/fuzz.sh $(FUZZTIME_TEST)
+
+.PHONY: fuzz
+fuzz: check-go ## run every fuzz target for FUZZTIME (default 2m) each
+	bash scripts/fuzz.sh $(FUZZTIME)
+
+.PHONY: bench
+bench: up ## run the benchmarks (each reports its baseline from the same run)
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m ./...
+
+.PHONY: lint
+lint: check-go ## go vet and staticcheck (pinned)
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+.PHONY: run
+run: build up ## the whole pipeline on sample data (see README)
+	./$(BIN) run
+
+.PHONY: clean
+clean: ## remove build output (not the stack's caches: see `make down`, .cache/)
+	rm -rf bin

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/mxtrail/mxtrail/internal/config"
+	chsink "github.com/mxtrail/mxtrail/sink/clickhouse"
+	"github.com/mxtrail/mxtrail/sink/schema"
+)
+
+func init() {
+	register("sink", "batch-write sessions and events into ClickHouse", runSink)
+}
+
+func runSink(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (default: defaults and MXTRAIL_* environment)")
+	migrate := fs.Bool("migrate", false, "run the schema migrations before consuming")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "mxtrail sink: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := sinkMain(ctx, cfg, *migrate, log); err != nil {
+		log.Error("sink stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func sinkMain(ctx context.Context, cfg config.Config, migrate bool, log *slog.Logger) error {
+	if len(cfg.Kafka.Brokers) == 0 {
+		return errors.New("kafka.brokers (or MXTRAIL_KAFKA_BROKERS) is required")
+	}
+	conn, err := chsink.Open(ctx, connConfig(cfg))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	sv, err := schema.DetectServer(conn)
+	if err != nil {
+		return err
+	}
+	if migrate {
+		if _, err := schema.Migrate(ctx, conn, schemaOptions(cfg)); err != nil {
+			return err
+		}
+	}
+	if _, err := schema.Check(ctx, conn, cfg.ClickHouse.Database); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := chsink.NewMetrics(reg)
+	if cfg.HTTP.Listen != "" {
+		srv := &http.Server{Addr: cfg.HTTP.Listen, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener", "err", err)
+			}
+		}()
+		defer srv.Close()
+	}
+	t := cfg.Kafka.Topics
+	reader := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:     cfg.Kafka.Brokers,
+		GroupID:     cfg.Sink.GroupID,
+		GroupTopics: []string{t.Sessions, t.Events, t.DeadLetter},
+		MinBytes:    1,
+		MaxBytes:    10 << 20,
+		MaxWait:     time.Second, // 250 ms with 10 MiB gave i/o timeouts (MEASURED.md)
+		// Small queue: after a rebalance kafka-go may re-deliver what was queued (issue #1398).
+		QueueCapacity:     1000,
+		HeartbeatInterval: time.Second,
+		CommitInterval:    0, // synchronous commits, only after ClickHouse acknowledged
+		StartOffset:       kafka.FirstOffset,
+		// Pick up partitions added later (and topics created after the group joined).
+		WatchPartitionChanges: true,
+	})
+	defer reader.Close()
+	sc := cfg.Sink
+	feats := schema.FeaturesFor(sv)
+	w := chsink.NewWriter(conn, cfg.ClickHouse.Database, feats, m, sc.RetryInitial, sc.RetryMax)
+	s, err := chsink.New(chsink.Config{
+		Database:     cfg.ClickHouse.Database,
+		Topics:       map[string]chsink.Kind{t.Sessions: chsink.KindSessions, t.Events: chsink.KindEvents, t.DeadLetter: chsink.KindDeadLetter},
+		BatchRows:    sc.BatchRows,
+		BatchBytes:   int(sc.BatchBytes),
+		BatchAge:     sc.BatchAge,
+		MaxInFlight:  sc.MaxInFlight,
+		RetryInitial: sc.RetryInitial,
+		RetryMax:     sc.RetryMax,
+		MaxField:     256 << 10,
+	}, reader, w, m, log)
+	if err != nil {
+		return err
+	}
+	log.Info("sink running", "server", sv.String(), "database", cfg.ClickHouse.Database, "group", sc.GroupID)
+	return s.Run(ctx)
+}

@@ -1,0 +1,239 @@
+package clickhouse
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mxtrail/mxtrail/enrich/record"
+	"github.com/mxtrail/mxtrail/sink/schema"
+)
+
+// Kind says which table a topic feeds.
+type Kind uint8
+
+const (
+	KindSessions Kind = iota + 1
+	KindEvents
+	KindDeadLetter
+)
+
+// Message is what the batcher needs from a Kafka message.
+type Message struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   map[string]string // only for the dead-letter topic's metadata
+}
+
+type partKey struct {
+	topic     string
+	partition int
+}
+
+// Batch is a contiguous stretch of the consumed stream, decoded into columns for the three
+// tables, with the offsets it covers. It is reused after its insert is acknowledged.
+type Batch struct {
+	f        schema.Features
+	maxField int
+
+	sessions sessionColumns
+	events   eventColumns
+	dead     deadColumns
+
+	// first/last offset per partition, for commits and dedup tokens.
+	first, last map[partKey]int64
+	msgs        int
+	bytes       int
+	opened      time.Time
+	seq         uint64
+	done        [3]bool // tables already inserted (when a later one failed and is retried)
+
+	lex   lexer
+	sess  record.Session
+	event record.Event
+
+	deadReasons map[string]int
+	kindBytes   [3]int
+}
+
+// NewBatch returns an empty batch for a server with features f. maxField bounds any one
+// string field of a record (longer fields dead-letter the record).
+func NewBatch(f schema.Features, maxField int) *Batch {
+	b := &Batch{f: f, maxField: maxField, first: map[partKey]int64{}, last: map[partKey]int64{}, deadReasons: map[string]int{}}
+	b.sessions.ipv6 = f.IPv6
+	return b
+}
+
+// Reset empties the batch for reuse.
+func (b *Batch) Reset() {
+	b.sessions.reset()
+	b.events.reset()
+	b.dead.reset()
+	clear(b.first)
+	clear(b.last)
+	clear(b.deadReasons)
+	b.msgs, b.bytes, b.done, b.kindBytes = 0, 0, [3]bool{}, [3]int{}
+	b.opened = time.Time{}
+}
+
+// Len is the number of messages in the batch; Bytes their value bytes.
+func (b *Batch) Len() int   { return b.msgs }
+func (b *Batch) Bytes() int { return b.bytes }
+
+// Rows returns the rows per table.
+func (b *Batch) Rows() (sessions, events, dead int) {
+	return b.sessions.len(), b.events.len(), b.dead.len()
+}
+
+// Add decodes m as kind and appends it to the batch. A record that cannot be decoded or
+// converted becomes a deadletter row instead; Add itself never fails.
+func (b *Batch) Add(kind Kind, m *Message, now time.Time) {
+	if b.msgs == 0 {
+		b.opened = now
+	}
+	b.msgs++
+	b.bytes += len(m.Value)
+	if kind >= KindSessions && kind <= KindDeadLetter {
+		b.kindBytes[kind-1] += len(m.Value)
+	}
+	pk := partKey{m.Topic, m.Partition}
+	if _, ok := b.first[pk]; !ok {
+		b.first[pk] = m.Offset
+	}
+	b.last[pk] = m.Offset
+
+	var err error
+	switch kind {
+	case KindSessions:
+		err = b.addSession(m)
+	case KindEvents:
+		err = b.addEvent(m)
+	case KindDeadLetter:
+		b.addUpstreamDead(m, now)
+		return
+	default:
+		err = fmt.Errorf("no table for topic %q", m.Topic)
+	}
+	if err != nil {
+		b.addDead(m, classify(err), err, now)
+	}
+}
+
+func (b *Batch) addSession(m *Message) error {
+	b.lex = lexer{s: string(m.Value), maxField: b.maxField}
+	if err := decodeSession(&b.lex, &b.sess); err != nil {
+		return fmt.Errorf("decode session record: %w", err)
+	}
+	ip, err := checkSession(&b.sess, b.f.DateTime64)
+	if err != nil {
+		return fmt.Errorf("convert session %q: %w", b.sess.SessionID, err)
+	}
+	b.sessions.appendSession(&b.sess, ip)
+	return nil
+}
+
+func (b *Batch) addEvent(m *Message) error {
+	b.lex = lexer{s: string(m.Value), maxField: b.maxField}
+	if err := decodeEvent(&b.lex, &b.event); err != nil {
+		return fmt.Errorf("decode event record: %w", err)
+	}
+	if err := checkEvent(&b.event, b.f.DateTime64); err != nil {
+		return fmt.Errorf("convert event: %w", err)
+	}
+	b.events.appendEvent(&b.event)
+	return nil
+}
+
+// Headers of a dead-letter topic message that carry the original coordinates. Producers of
+// mxtrail.deadletter (the enricher) set them; missing headers fall back to the message's own.
+const (
+	HeaderReason          = "mxtrail-reason"
+	HeaderError           = "mxtrail-error"
+	HeaderSourceTopic     = "mxtrail-source-topic"
+	HeaderSourcePartition = "mxtrail-source-partition"
+	HeaderSourceOffset    = "mxtrail-source-offset"
+)
+
+func (b *Batch) addUpstreamDead(m *Message, now time.Time) {
+	d := DeadLetter{Time: now, Reason: ReasonUpstream, Topic: m.Topic, Partition: int32(m.Partition),
+		Offset: m.Offset, Key: string(m.Key), Raw: string(m.Value)}
+	if v := m.Headers[HeaderReason]; v != "" {
+		d.Error = v
+	}
+	if v := m.Headers[HeaderError]; v != "" {
+		d.Error = strings.TrimSpace(d.Error + ": " + v)
+	}
+	if v := m.Headers[HeaderSourceTopic]; v != "" {
+		d.Topic = v
+		var p int32
+		var o int64
+		if _, err := fmt.Sscan(m.Headers[HeaderSourcePartition], &p); err == nil {
+			d.Partition = p
+		}
+		if _, err := fmt.Sscan(m.Headers[HeaderSourceOffset], &o); err == nil {
+			d.Offset = o
+		}
+	}
+	b.dead.appendDead(&d)
+	b.deadReasons[ReasonUpstream]++
+}
+
+func (b *Batch) addDead(m *Message, reason string, err error, now time.Time) {
+	b.dead.appendDead(&DeadLetter{Time: now, Reason: reason, Error: err.Error(), Topic: m.Topic,
+		Partition: int32(m.Partition), Offset: m.Offset, Key: string(m.Key), Raw: string(m.Value)})
+	b.deadReasons[reason]++
+}
+
+func classify(err error) string {
+	switch {
+	case errors.Is(err, errTooLarge):
+		return ReasonTooLarge
+	case errors.Is(err, errRange):
+		return ReasonConvert
+	case strings.HasPrefix(err.Error(), "convert"):
+		return ReasonConvert
+	}
+	return ReasonDecode
+}
+
+// Offsets returns, per topic and partition, the last offset the batch holds (what to commit).
+func (b *Batch) Offsets() map[string]map[int]int64 {
+	out := map[string]map[int]int64{}
+	for k, v := range b.last {
+		if out[k.topic] == nil {
+			out[k.topic] = map[int]int64{}
+		}
+		out[k.topic][k.partition] = v
+	}
+	return out
+}
+
+// dedupToken names the stream range of the batch for one table, so a retried insert of the
+// same rows is recognised by servers that support insert_deduplication_token.
+func (b *Batch) dedupToken(table string) string {
+	keys := make([]partKey, 0, len(b.first))
+	for k := range b.first {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].topic != keys[j].topic {
+			return keys[i].topic < keys[j].topic
+		}
+		return keys[i].partition < keys[j].partition
+	})
+	var sb strings.Builder
+	sb.WriteString(table)
+	for _, k := range keys {
+		fmt.Fprintf(&sb, ";%s/%d:%d-%d", k.topic, k.partition, b.first[k], b.last[k])
+	}
+	return sb.String()
+}
+
+func (b *Batch) bytesByKind() map[string]int {
+	return map[string]int{"sessions": b.kindBytes[0], "events": b.kindBytes[1], "deadletter": b.kindBytes[2]}
+}

@@ -1,0 +1,216 @@
+package clickhouse
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/mxtrail/mxtrail/enrich/record"
+	"github.com/mxtrail/mxtrail/internal/testenv"
+	"github.com/mxtrail/mxtrail/sink/schema"
+)
+
+// BenchmarkDecode compares the sink's decode-and-append of one session record (into a reused
+// columnar batch) with the encoding/json baseline that only decodes into a struct.
+func BenchmarkDecode(b *testing.B) {
+	ss := genSessions(9, 4096)
+	lines := make([][]byte, len(ss))
+	var total int
+	for i := range ss {
+		lines[i] = ss[i].AppendJSON(nil)
+		total += len(lines[i])
+	}
+	avg := int64(total / len(lines))
+	b.Run("mxtrail_decode_append", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(avg)
+		batch := NewBatch(schema.FeaturesFor(schema.ServerVersion{Major: 26, Minor: 1}), 256<<10)
+		now := time.Now()
+		m := Message{Topic: "t"}
+		// Steady state: the sink reuses its batches, so grow the columns once before timing.
+		for i := 0; i < 100_000; i++ {
+			m.Offset, m.Value = int64(i), lines[i%len(lines)]
+			batch.Add(KindSessions, &m, now)
+		}
+		batch.Reset()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if batch.Len() == 100_000 {
+				batch.Reset()
+			}
+			m.Offset, m.Value = int64(i), lines[i%len(lines)]
+			batch.Add(KindSessions, &m, now)
+		}
+		if _, _, d := batch.Rows(); d != 0 {
+			b.Fatalf("%d records dead-lettered", d)
+		}
+	})
+	b.Run("baseline_encoding_json", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(avg)
+		var s record.Session
+		for i := 0; i < b.N; i++ {
+			s = record.Session{}
+			if err := json.Unmarshal(lines[i%len(lines)], &s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkSinkIntegration drains a pre-filled sessions topic into ClickHouse and reports
+// rows/s and the sink process's CPU µs per row; in the same run, the baseline feeds the same
+// records (flattened to the table's columns) to `clickhouse-client ... FORMAT JSONEachRow`.
+// Records per run: MXTRAIL_SINK_BENCH_RECORDS (default 200000).
+func BenchmarkSinkIntegration(b *testing.B) {
+	brokers := testenv.KafkaBrokers(b)
+	addrs := testenv.ClickHouseAddrs(b)
+	n := 200_000
+	if v := os.Getenv("MXTRAIL_SINK_BENCH_RECORDS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	ss := genSessions(11, n)
+	msgs := sessionMessages(ss)
+	var bytesTotal int64
+	for _, m := range msgs {
+		bytesTotal += int64(len(m.Value))
+	}
+
+	b.Run("mxtrail_sink", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(bytesTotal)
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			st := newStream(b, ctx, brokers)
+			conn := openTest(b, ctx, addrs, st.db)
+			st.produce(b, ctx, st.sessions, msgs)
+			sv, _ := schema.DetectServer(conn)
+			reader := kafka.NewReader(kafka.ReaderConfig{Brokers: st.brokers, GroupID: st.group,
+				GroupTopics: []string{st.sessions}, MinBytes: 1, MaxBytes: 10 << 20,
+				MaxWait: time.Second, QueueCapacity: 1000, HeartbeatInterval: time.Second, StartOffset: kafka.FirstOffset, WatchPartitionChanges: true})
+			m := NewMetrics(nil)
+			w := NewWriter(conn, st.db, schema.FeaturesFor(sv), m, 100*time.Millisecond, 2*time.Second)
+			s, err := New(Config{Database: st.db, Topics: map[string]Kind{st.sessions: KindSessions},
+				BatchRows: 100_000, BatchBytes: 32 << 20, BatchAge: 2 * time.Second, MaxInFlight: 2,
+				RetryInitial: 100 * time.Millisecond, RetryMax: 2 * time.Second, MaxField: 256 << 10},
+				reader, w, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			rctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			cpu0, t0 := cpuTime(), time.Now()
+			b.StartTimer()
+			go func() { done <- s.Run(rctx) }()
+			for count(b, ctx, conn, "SELECT count() FROM "+st.db+".sessions") < uint64(n) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			b.StopTimer()
+			el, cpu := time.Since(t0), cpuTime()-cpu0
+			stop()
+			<-done
+			reader.Close()
+			b.ReportMetric(float64(n)/el.Seconds(), "rows/s")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/row")
+		}
+	})
+
+	b.Run("baseline_clickhouse_client_JSONEachRow", func(b *testing.B) {
+		client, err := exec.LookPath("clickhouse-client")
+		if err != nil {
+			b.Skip("clickhouse-client not installed")
+		}
+		var buf bytes.Buffer
+		for i := range ss {
+			flatJSON(&buf, &ss[i])
+		}
+		b.SetBytes(bytesTotal)
+		host, port := splitHostPort(addrs[0])
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			st := stream{db: "mxtest_sinkbase_" + strconv.FormatInt(time.Now().UnixNano(), 36)}
+			openTest(b, ctx, addrs, st.db)
+			cmd := exec.CommandContext(ctx, client, "--host", host, "--port", port, "--query",
+				"INSERT INTO "+st.db+".sessions ("+joinCols()+") FORMAT JSONEachRow")
+			cmd.Stdin = bytes.NewReader(buf.Bytes())
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			b.StartTimer()
+			t0 := time.Now()
+			if err := cmd.Run(); err != nil {
+				b.Fatalf("clickhouse-client: %v: %s", err, stderr.String())
+			}
+			el := time.Since(t0)
+			b.StopTimer()
+			ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+			cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			b.ReportMetric(float64(n)/el.Seconds(), "rows/s")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/row")
+		}
+	})
+}
+
+// flatJSON writes s as one JSONEachRow line shaped like the sessions table (for the baseline).
+func flatJSON(buf *bytes.Buffer, s *record.Session) {
+	var addr, outc, reply []string
+	var codes []int
+	for _, r := range s.Recipients {
+		addr, outc, reply, codes = append(addr, r.Address), append(outc, string(r.Outcome)), append(reply, r.Reply), append(codes, r.SMTPCode)
+	}
+	ts := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
+	row := map[string]any{
+		"session_id": s.SessionID, "host": s.Host, "product": s.Product, "session_key": s.SessionKey,
+		"start_time": ts(s.StartTime), "end_time": ts(s.EndTime), "client_ip": s.ClientIP, "client_ptr": s.ClientPTR,
+		"helo": s.HELO, "auth_user": s.AuthUser, "tls": b2u(s.TLS), "mail_from": s.MailFrom,
+		"rcpt_address": nonNil(addr), "rcpt_outcome": nonNil(outc), "rcpt_smtp_code": nonNilInt(codes), "rcpt_reply": nonNil(reply),
+		"outcome": s.Outcome, "reason": s.Reason, "smtp_code": s.SMTPCode, "smtp_reply": s.SMTPReply,
+		"message_id": s.MessageID, "size": s.Size, "delivery": s.Delivery, "closed_by": s.ClosedBy,
+		"permanent": b2u(s.Permanent), "flags": nonNil(s.Flags), "event_count": s.EventCount,
+		"max_severity": s.MaxSeverity, "outcome_version": s.OutcomeVersion, "first_source": s.FirstPos.Source,
+		"first_offset": s.FirstPos.Offset, "last_source": s.LastPos.Source, "last_offset": s.LastPos.Offset,
+	}
+	line, _ := json.Marshal(row)
+	buf.Write(line)
+	buf.WriteByte('\n')
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilInt(s []int) []int {
+	if s == nil {
+		return []int{}
+	}
+	return s
+}
+
+func splitHostPort(a string) (string, string) {
+	h, p, _ := net.SplitHostPort(a)
+	return h, p
+}
+
+func joinCols() string { return strings.Join(sessionColumnNames, ", ") }

@@ -1,0 +1,203 @@
+package clickhouse
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxtrail/mxtrail/enrich/record"
+	"github.com/mxtrail/mxtrail/sink/schema"
+)
+
+// normalise makes a record comparable after a JSON round trip (UTC times, nil vs empty).
+func normalise(s record.Session) record.Session {
+	s.StartTime, s.EndTime = s.StartTime.UTC(), s.EndTime.UTC()
+	if len(s.Recipients) == 0 {
+		s.Recipients = nil
+	}
+	if len(s.Flags) == 0 {
+		s.Flags = nil
+	}
+	return s
+}
+
+func TestDecodeSessionMatchesEncodingJSON(t *testing.T) {
+	var got record.Session
+	for i, s := range genSessions(1, 2000) {
+		line := s.AppendJSON(nil)
+		var want record.Session
+		if err := json.Unmarshal(line, &want); err != nil {
+			t.Fatal(err)
+		}
+		// Decode twice into the same value to catch reuse bugs (stale recipients, flags).
+		for pass := 0; pass < 2; pass++ {
+			l := lexer{s: string(line), maxField: 1 << 20}
+			if err := decodeSession(&l, &got); err != nil {
+				t.Fatalf("record %d: %v\n%s", i, err, line)
+			}
+			if !reflect.DeepEqual(normalise(got), normalise(want)) {
+				t.Fatalf("record %d pass %d differs:\n got %+v\nwant %+v", i, pass, got, want)
+			}
+		}
+	}
+}
+
+func TestDecodeSessionEscapesAndLayout(t *testing.T) {
+	in := ` { "first_pos" : null, "unknown" : {"a":[1,2.5e3,{"b":null}],"c":true},
+	  "session_id":"abc", "start_time":"2026-11-23T10:00:00.123456789Z",
+	  "helo":"caf\u00e9 \"quoted\" \\ \/ \ud83d\ude00 \n", "recipients":null, "flags":["x","y"],
+	  "size": 12, "tls": true }`
+	var s record.Session
+	l := lexer{s: in, maxField: 1 << 10}
+	if err := decodeSession(&l, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.HELO != "café \"quoted\" \\ / 😀 \n" || s.SessionID != "abc" || s.Size != 12 || !s.TLS ||
+		len(s.Flags) != 2 || s.StartTime.Nanosecond() != 123456789 {
+		t.Fatalf("decoded %+v", s)
+	}
+}
+
+func TestDecodeSessionRejects(t *testing.T) {
+	good := string(genSessions(2, 1)[0].AppendJSON(nil))
+	cases := []struct {
+		name, in string
+		want     error
+	}{
+		{"not json", `{"session_id": nope}`, errWrongType},
+		{"truncated", good[:len(good)/2], errSyntax},
+		{"trailing", good + `{}`, errSyntax},
+		{"size as string", strings.Replace(good, `"size":`, `"size":"12",`+`"x":`, 1), errWrongType},
+		{"float code", strings.Replace(good, `"event_count":`, `"event_count":1.5,"y":`, 1), errWrongType},
+		{"tls as string", strings.Replace(good, `"tls":`, `"tls":"yes","z":`, 1), errWrongType},
+		{"no session id", strings.Replace(good, `"session_id":`, `"sid":`, 1), errWrongType},
+		{"bad time", strings.Replace(good, `"start_time":"`, `"start_time":"yesterday","q":"`, 1), errWrongType},
+		{"huge field", strings.Replace(good, `"helo":"`, `"helo":"`+strings.Repeat("A", 1<<20), 1), errTooLarge},
+		{"control byte", strings.Replace(good, `"helo":"`, "\"helo\":\"\x01", 1), errSyntax},
+		{"bad escape", strings.Replace(good, `"helo":"`, `"helo":"\q`, 1), errSyntax},
+		{"empty", ``, errSyntax},
+	}
+	var s record.Session
+	for _, c := range cases {
+		l := lexer{s: c.in, maxField: 256 << 10}
+		err := decodeSession(&l, &s)
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, err, c.want)
+		}
+	}
+}
+
+func TestDecodeEventMatchesEncodingJSON(t *testing.T) {
+	var got record.Event
+	for _, e := range genEvents(3, 500) {
+		line := e.AppendJSON(nil)
+		var want record.Event
+		if err := json.Unmarshal(line, &want); err != nil {
+			t.Fatal(err)
+		}
+		l := lexer{s: string(line), maxField: 1 << 20}
+		if err := decodeEvent(&l, &got); err != nil {
+			t.Fatal(err)
+		}
+		got.Time, want.Time = got.Time.UTC(), want.Time.UTC()
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %+v\nwant %+v", got, want)
+		}
+	}
+}
+
+func TestBatchDeadLettersAndKeepsTheRest(t *testing.T) {
+	for _, modern := range []bool{false, true} {
+		f := schema.FeaturesFor(schema.ServerVersion{Major: 18, Minor: 16})
+		if modern {
+			f = schema.FeaturesFor(schema.ServerVersion{Major: 26, Minor: 1})
+		}
+		b := NewBatch(f, 256<<10)
+		ss := genSessions(4, 10)
+		now := time.Now()
+		off := int64(100)
+		add := func(kind Kind, v string) {
+			b.Add(kind, &Message{Topic: "s", Partition: 3, Offset: off, Key: []byte("k"), Value: []byte(v)}, now)
+			off++
+		}
+		for i := range ss {
+			add(KindSessions, string(ss[i].AppendJSON(nil)))
+		}
+		bad := ss[0]
+		bad.ClientIP = "999.1.1.1"
+		add(KindSessions, string(bad.AppendJSON(nil)))
+		neg := ss[1]
+		neg.Size = -5
+		add(KindSessions, string(neg.AppendJSON(nil)))
+		add(KindSessions, `{"session_id":`)
+		add(KindEvents, string(genEvents(5, 1)[0].AppendJSON(nil)))
+		big := ss[2]
+		big.SMTPReply = strings.Repeat("x", 1<<20)
+		add(KindSessions, string(big.AppendJSON(nil)))
+
+		s, e, d := b.Rows()
+		if s != 10 || e != 1 || d != 4 {
+			t.Fatalf("modern=%v rows: sessions %d events %d dead %d", modern, s, e, d)
+		}
+		wantReasons := []string{ReasonConvert, ReasonConvert, ReasonDecode, ReasonTooLarge}
+		if !reflect.DeepEqual(b.dead.reason, wantReasons) {
+			t.Fatalf("reasons %v, want %v", b.dead.reason, wantReasons)
+		}
+		if !strings.Contains(b.dead.errText[0], `"999.1.1.1"`) || b.dead.offset[0] != 110 || b.dead.partition[0] != 3 {
+			t.Fatalf("dead row 0: %q at %d/%d", b.dead.errText[0], b.dead.partition[0], b.dead.offset[0])
+		}
+		if got := b.Offsets()["s"][3]; got != off-1 {
+			t.Fatalf("commit offset %d, want %d", got, off-1)
+		}
+		if len(b.sessions.rcptAddress) != 10 || !reflect.DeepEqual(b.sessions.rcptAddress[9], addrs(ss[9])) {
+			t.Fatalf("recipients of row 9: %v want %v", b.sessions.rcptAddress[9], addrs(ss[9]))
+		}
+		for _, v := range b.sessions.values() {
+			if n := reflect.ValueOf(v).Len(); n != 10 {
+				t.Fatalf("a column has %d rows, want 10", n)
+			}
+		}
+		b.Reset()
+		if s, e, d := b.Rows(); s+e+d != 0 || b.Len() != 0 || len(b.Offsets()) != 0 {
+			t.Fatal("reset left rows behind")
+		}
+	}
+}
+
+func addrs(s record.Session) []string {
+	var out []string
+	for _, r := range s.Recipients {
+		out = append(out, r.Address)
+	}
+	return out
+}
+
+func FuzzDecodeSession(f *testing.F) {
+	for _, s := range genSessions(6, 5) {
+		f.Add(string(s.AppendJSON(nil)))
+	}
+	f.Add(`{"session_id":"a","start_time":"2026-01-01T00:00:00Z","helo":"\ud800x"}`)
+	var s record.Session
+	f.Fuzz(func(t *testing.T, in string) {
+		l := lexer{s: in, maxField: 1 << 16}
+		if err := decodeSession(&l, &s); err != nil {
+			return
+		}
+		// Whatever we accept must be JSON encoding/json accepts too, with the same strings.
+		// encoding/json matches keys case-insensitively; the wire form (and this decoder) is
+		// exact snake_case, so inputs with other spellings are not comparable.
+		if in != strings.ToLower(in) {
+			return
+		}
+		var want record.Session
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			return // we are more lenient only about types encoding/json rejects (none expected)
+		}
+		if s.SessionID != want.SessionID || s.HELO != want.HELO || s.MailFrom != want.MailFrom {
+			t.Fatalf("decoded %q/%q/%q, encoding/json %q/%q/%q", s.SessionID, s.HELO, s.MailFrom, want.SessionID, want.HELO, want.MailFrom)
+		}
+	})
+}

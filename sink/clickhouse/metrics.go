@@ -1,0 +1,46 @@
+package clickhouse
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the sink's Prometheus series. Labels come from fixed sets: table (sessions,
+// events, deadletter), reason (the dead-letter reasons), topic (the three consumed topics).
+type Metrics struct {
+	Rows          *prometheus.CounterVec
+	Bytes         *prometheus.CounterVec
+	BatchRows     prometheus.Histogram
+	InsertSeconds *prometheus.HistogramVec
+	Retries       *prometheus.CounterVec
+	DeadLettered  *prometheus.CounterVec
+	Lag           *prometheus.GaugeVec
+	Commits       prometheus.Counter
+	CommitErrors  prometheus.Counter
+}
+
+// NewMetrics builds the sink's metrics and registers them on reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxtrail_sink_rows_total",
+			Help: "Rows acknowledged by ClickHouse, per table."}, []string{"table"}),
+		Bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxtrail_sink_bytes_total",
+			Help: "Kafka message bytes whose rows ClickHouse acknowledged, per table."}, []string{"table"}),
+		BatchRows: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mxtrail_sink_batch_messages",
+			Help: "Messages per flushed batch.", Buckets: prometheus.ExponentialBuckets(100, 4, 8)}),
+		InsertSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mxtrail_sink_insert_seconds",
+			Help: "Latency of one successful INSERT, per table.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)},
+			[]string{"table"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxtrail_sink_insert_retries_total",
+			Help: "INSERT attempts that failed with a retryable error, per table."}, []string{"table"}),
+		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxtrail_sink_deadlettered_total",
+			Help: "Records written to the deadletter table, per reason."}, []string{"reason"}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mxtrail_sink_consumer_lag",
+			Help: "Messages behind the high watermark of the partition last read, per topic (an approximation: not summed over partitions)."}, []string{"topic"}),
+		Commits: prometheus.NewCounter(prometheus.CounterOpts{Name: "mxtrail_sink_offset_commits_total",
+			Help: "Offset commits after acknowledged batches."}),
+		CommitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mxtrail_sink_offset_commit_errors_total",
+			Help: "Offset commits that failed after an acknowledged insert (the rows replay and collapse)."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Rows, m.Bytes, m.BatchRows, m.InsertSeconds, m.Retries, m.DeadLettered, m.Lag, m.Commits, m.CommitErrors)
+	}
+	return m
+}
