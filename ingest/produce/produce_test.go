@@ -1,0 +1,82 @@
+package produce
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type countAcks struct{ n atomic.Int64 }
+
+func (c *countAcks) Acked(uint64) { c.n.Add(1) }
+
+// deadBroker returns an address where nothing listens.
+func deadBroker(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestUnreachableKafkaBlocksAtBoundAndNeverAcks(t *testing.T) {
+	p, err := New(Config{
+		Brokers: []string{deadBroker(t)}, Topic: "mxtrail.raw", Compression: "zstd",
+		BatchBytes: 1000, MaxInFlight: 4000, Linger: time.Millisecond,
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := &countAcks{}
+	line := make([]byte, 100)
+	sent := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := p.Send(ctx, InputFile, "mx1", nil, line, acks, uint64(sent))
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break // blocked: the in-flight bound holds
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent++; sent > 100 {
+			t.Fatalf("accepted %d lines of 100 bytes with max in flight 4000", sent)
+		}
+	}
+	if sent != 40 || p.InFlight() != 4000 {
+		t.Fatalf("accepted %d lines, in flight %d; want 40 and 4000", sent, p.InFlight())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Ready() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("Ready stayed nil with Kafka unreachable")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := p.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close with Kafka down = %v, want the drain to time out", err)
+	}
+	if n := acks.n.Load(); n != 0 {
+		t.Fatalf("%d lines acknowledged although Kafka never took them", n)
+	}
+	if err := p.Send(context.Background(), InputFile, "mx1", nil, line, nil, 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Send after Close = %v", err)
+	}
+}
+
+func TestConfigValidateReportsEverything(t *testing.T) {
+	c := Config{Compression: "brotli", BatchBytes: 10, MaxInFlight: 5}
+	errs := c.Validate()
+	if len(errs) != 5 {
+		t.Fatalf("want 5 problems (brokers, topic, compression, sizes, durations), got %d: %v", len(errs), errs)
+	}
+}
