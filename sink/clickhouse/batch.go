@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/mxtrail/mxtrail/enrich/record"
 	"github.com/mxtrail/mxtrail/sink/schema"
@@ -90,7 +91,19 @@ func (b *Batch) Rows() (sessions, events, dead int) {
 	return b.sessions.len(), b.events.len(), b.dead.len()
 }
 
-// Add decodes m as kind and appends it to the batch. A record that cannot be decoded or
+// valueString views a message value as a string without copying it. Decoded fields are
+// substrings of it, so the batch keeps the value alive until Reset: the caller must not modify
+// m.Value after Add (kafka-go allocates a fresh value per message). Copying instead cost an
+// allocation and a memmove of the whole record per row.
+func valueString(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return unsafe.String(&v[0], len(v))
+}
+
+// Add decodes m as kind and appends it to the batch. The batch holds on to m.Value (see
+// valueString) until Reset. A record that cannot be decoded or
 // converted becomes a deadletter row instead; Add itself never fails.
 func (b *Batch) Add(kind Kind, m *Message, now time.Time) {
 	if b.msgs == 0 {
@@ -125,7 +138,7 @@ func (b *Batch) Add(kind Kind, m *Message, now time.Time) {
 }
 
 func (b *Batch) addSession(m *Message) error {
-	b.lex = lexer{s: string(m.Value), maxField: b.maxField}
+	b.lex = lexer{s: valueString(m.Value), maxField: b.maxField}
 	if err := decodeSession(&b.lex, &b.sess); err != nil {
 		return fmt.Errorf("decode session record: %w", err)
 	}
@@ -138,7 +151,7 @@ func (b *Batch) addSession(m *Message) error {
 }
 
 func (b *Batch) addEvent(m *Message) error {
-	b.lex = lexer{s: string(m.Value), maxField: b.maxField}
+	b.lex = lexer{s: valueString(m.Value), maxField: b.maxField}
 	if err := decodeEvent(&b.lex, &b.event); err != nil {
 		return fmt.Errorf("decode event record: %w", err)
 	}

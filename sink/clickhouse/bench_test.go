@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/mxtrail/mxtrail/enrich/record"
@@ -117,6 +120,7 @@ func BenchmarkSinkIntegration(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			s.fetcher = &firstFetch{Fetcher: reader}
 			rctx, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			cpu0, t0 := cpuTime(), time.Now()
@@ -126,12 +130,21 @@ func BenchmarkSinkIntegration(b *testing.B) {
 				time.Sleep(50 * time.Millisecond)
 			}
 			b.StopTimer()
-			el, cpu := time.Since(t0), cpuTime()-cpu0
+			end, cpu := time.Now(), cpuTime()-cpu0
 			stop()
 			<-done
 			reader.Close()
-			b.ReportMetric(float64(n)/el.Seconds(), "rows/s")
+			first := s.fetcher.(*firstFetch).first
+			b.ReportMetric(float64(n)/end.Sub(t0).Seconds(), "rows/s")
+			// The consumer-group join takes seconds before the first message; without it:
+			b.ReportMetric(float64(n)/end.Sub(first).Seconds(), "rows/s-after-join")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/row")
+			// Where the wall time goes: waiting for ClickHouse to acknowledge inserts (the
+			// server's parse, parts and the rollup view; the writer runs one insert at a time).
+			var hm dto.Metric
+			if err := m.InsertSeconds.WithLabelValues("sessions").(prometheus.Histogram).Write(&hm); err == nil {
+				b.ReportMetric(hm.GetHistogram().GetSampleSum()*1e6/float64(n), "insert-wall-µs/row")
+			}
 		}
 	})
 
@@ -168,6 +181,20 @@ func BenchmarkSinkIntegration(b *testing.B) {
 			b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/row")
 		}
 	})
+}
+
+// firstFetch records when the first message arrived (after the consumer group joined).
+type firstFetch struct {
+	Fetcher
+	first time.Time
+}
+
+func (f *firstFetch) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	m, err := f.Fetcher.FetchMessage(ctx)
+	if f.first.IsZero() && err == nil {
+		f.first = time.Now()
+	}
+	return m, err
 }
 
 // flatJSON writes s as one JSONEachRow line shaped like the sessions table (for the baseline).
@@ -214,3 +241,79 @@ func splitHostPort(a string) (string, string) {
 }
 
 func joinCols() string { return strings.Join(sessionColumnNames, ", ") }
+
+// BenchmarkInsertIntegration isolates the insert: one decoded batch of 100k session records
+// written by Writer.Write into a fresh database per iteration, reporting wall and client CPU
+// per row. The baseline in the same run is the server's own write path for the same rows:
+// `INSERT INTO ... SELECT` from a table already holding them (parts, sorting and the rollup
+// view, but no client and no protocol).
+func BenchmarkInsertIntegration(b *testing.B) {
+	addrs := testenv.ClickHouseAddrs(b)
+	ctx := context.Background()
+	const n = 100_000
+	ss := genSessions(13, n)
+	src := "mxtest_insrc_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	conn := openTest(b, ctx, addrs, src)
+	sv, err := schema.DetectServer(conn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := schema.FeaturesFor(sv)
+	batch := NewBatch(f, 256<<10)
+	now := time.Now()
+	for i := range ss {
+		batch.Add(KindSessions, &Message{Topic: "t", Offset: int64(i), Value: ss[i].AppendJSON(nil)}, now)
+	}
+	w := NewWriter(conn, src, f, NewMetrics(nil), 100*time.Millisecond, time.Second)
+	if err := w.Write(ctx, batch); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("writer", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			db := "mxtest_ins_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			openTest(b, ctx, addrs, db)
+			w := NewWriter(conn, db, f, NewMetrics(nil), 100*time.Millisecond, time.Second)
+			batch.done = [3]bool{}
+			cpu0, t0 := cpuTime(), time.Now()
+			b.StartTimer()
+			if err := w.Write(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			el, cpu := time.Since(t0), cpuTime()-cpu0
+			b.ReportMetric(float64(el.Microseconds())/n, "wall-µs/row")
+			b.ReportMetric(float64(cpu.Microseconds())/n, "client-cpu-µs/row")
+		}
+	})
+	// The same without the per-minute rollup view, to show what the view costs the server.
+	for _, view := range []bool{true, false} {
+		name := "baseline_insert_select_in_server"
+		if !view {
+			name += "_without_rollup_view"
+		}
+		b.Run(name, func(b *testing.B) { benchInsertSelect(b, ctx, conn, addrs, src, view) })
+	}
+}
+
+func benchInsertSelect(b *testing.B, ctx context.Context, conn driver.Conn, addrs []string, src string, view bool) {
+	const n = 100_000
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		db := "mxtest_ins_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		openTest(b, ctx, addrs, db)
+		if !view {
+			if err := conn.Exec(ctx, "DROP TABLE "+db+".sessions_per_minute_mv"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cols := joinCols()
+		t0 := time.Now()
+		b.StartTimer()
+		if err := conn.Exec(ctx, "INSERT INTO "+db+".sessions ("+cols+") SELECT "+cols+" FROM "+src+".sessions"); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(time.Since(t0).Microseconds())/n, "wall-µs/row")
+	}
+}

@@ -152,8 +152,8 @@ func TestBatchDeadLettersAndKeepsTheRest(t *testing.T) {
 		if got := b.Offsets()["s"][3]; got != off-1 {
 			t.Fatalf("commit offset %d, want %d", got, off-1)
 		}
-		if len(b.sessions.rcptAddress) != 10 || !reflect.DeepEqual(b.sessions.rcptAddress[9], addrs(ss[9])) {
-			t.Fatalf("recipients of row 9: %v want %v", b.sessions.rcptAddress[9], addrs(ss[9]))
+		if got := b.sessions.rcptAddress.views(); len(got) != 10 || !reflect.DeepEqual(got[9], addrs(ss[9])) {
+			t.Fatalf("recipients of row 9: %v want %v", got[9], addrs(ss[9]))
 		}
 		for _, v := range b.sessions.values() {
 			if n := reflect.ValueOf(v).Len(); n != 10 {
@@ -200,4 +200,74 @@ func FuzzDecodeSession(f *testing.F) {
 			t.Fatalf("decoded %q/%q/%q, encoding/json %q/%q/%q", s.SessionID, s.HELO, s.MailFrom, want.SessionID, want.HELO, want.MailFrom)
 		}
 	})
+}
+
+// The string columns live in arenas that grow while the batch fills: every row must read back
+// exactly, including empty strings and empty arrays, after growth and after a reset.
+func TestSessionColumnsReadBack(t *testing.T) {
+	f := schema.FeaturesFor(schema.ServerVersion{Major: 18, Minor: 16})
+	b := NewBatch(f, 256<<10)
+	for round := 0; round < 2; round++ {
+		ss := genSessions(uint64(20+round), 3000)
+		for i := range ss {
+			b.Add(KindSessions, &Message{Topic: "s", Offset: int64(i), Value: ss[i].AppendJSON(nil)}, time.Now())
+		}
+		vals := b.sessions.values()
+		col := func(name string) any {
+			t.Helper()
+			for i, n := range sessionColumnNames {
+				if n == name {
+					return vals[i]
+				}
+			}
+			t.Fatalf("no column %q", name)
+			return nil
+		}
+		ids, ptrs, reasons := col("session_id").([]string), col("client_ptr").([]string), col("reason").([]string)
+		rcpts, flags, ips := col("rcpt_address").([][]string), col("flags").([][]string), col("client_ip").([]string)
+		if len(ids) != len(ss) || len(rcpts) != len(ss) || len(flags) != len(ss) {
+			t.Fatalf("round %d: %d ids, %d recipient rows, %d flag rows for %d records", round, len(ids), len(rcpts), len(flags), len(ss))
+		}
+		var emptyPtr, noFlags int
+		for i := range ss {
+			s := &ss[i]
+			if ids[i] != s.SessionID || ptrs[i] != s.ClientPTR || reasons[i] != s.Reason || ips[i] != s.ClientIP {
+				t.Fatalf("round %d row %d: %q %q %q %q, want %q %q %q %q", round, i, ids[i], ptrs[i], reasons[i], ips[i],
+					s.SessionID, s.ClientPTR, s.Reason, s.ClientIP)
+			}
+			if len(rcpts[i]) != len(s.Recipients) || (len(s.Recipients) > 0 && !reflect.DeepEqual(rcpts[i], addrs(*s))) {
+				t.Fatalf("round %d row %d: recipients %q, want %q", round, i, rcpts[i], addrs(*s))
+			}
+			if len(flags[i]) != len(s.Flags) || (len(s.Flags) > 0 && !reflect.DeepEqual(flags[i], s.Flags)) {
+				t.Fatalf("round %d row %d: flags %q, want %q", round, i, flags[i], s.Flags)
+			}
+			if s.ClientPTR == "" {
+				emptyPtr++
+			}
+			if len(s.Flags) == 0 {
+				noFlags++
+			}
+		}
+		if emptyPtr == 0 || noFlags == 0 {
+			t.Fatalf("generator gave no empty values to check (%d empty PTRs, %d rows without flags)", emptyPtr, noFlags)
+		}
+		b.Reset()
+	}
+}
+
+// special8 must flag exactly the words holding a byte str has to stop at, whatever the other
+// bytes (ASCII or UTF-8 continuation bytes) and wherever the byte sits.
+func TestSpecial8(t *testing.T) {
+	for _, fill := range []byte{'a', 0x7f, 0x80, 0xc3, 0xff, ' '} {
+		for c := 0; c < 256; c++ {
+			for p := 0; p < 8; p++ {
+				w := []byte{fill, fill, fill, fill, fill, fill, fill, fill}
+				w[p] = byte(c)
+				want := c == '"' || c == '\\' || c < 0x20
+				if got := special8(load8(string(w), 0)); got != want {
+					t.Fatalf("fill %#x byte %#x at %d: special8 = %v, want %v", fill, c, p, got, want)
+				}
+			}
+		}
+	}
 }

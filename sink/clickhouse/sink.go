@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -133,6 +134,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	timer := time.NewTimer(s.cfg.BatchAge)
 	defer timer.Stop()
 	var hdr map[string]string
+	lag := map[string]prometheus.Gauge{}
 	ship := func() error {
 		if cur.Len() == 0 {
 			return nil
@@ -188,7 +190,13 @@ func (s *Sink) Run(ctx context.Context) error {
 			}
 			cur.Add(kind, &m, s.now())
 			if f.msg.HighWaterMark > 0 {
-				s.m.Lag.WithLabelValues(f.msg.Topic).Set(float64(f.msg.HighWaterMark - f.msg.Offset - 1))
+				g := lag[f.msg.Topic]
+				if g == nil {
+					// WithLabelValues hashes the label on every call; once per topic is enough.
+					g = s.m.Lag.WithLabelValues(f.msg.Topic)
+					lag[f.msg.Topic] = g
+				}
+				g.Set(float64(f.msg.HighWaterMark - f.msg.Offset - 1))
 			}
 			if cur.Len() >= s.cfg.BatchRows || cur.Bytes() >= s.cfg.BatchBytes {
 				if err := ship(); err != nil {
