@@ -13,6 +13,7 @@ type Watermark struct {
 
 	maxEvent time.Time // newest event time seen
 	lastWall time.Time // wall time of the last observed event
+	floor    time.Time // highest watermark returned: it never goes back
 }
 
 // Observe records an event time seen at wall time now.
@@ -23,7 +24,8 @@ func (w *Watermark) Observe(event, now time.Time) {
 	w.lastWall = now
 }
 
-// At returns the watermark at wall time now (zero before any event).
+// At returns the watermark at wall time now (zero before any event). It never decreases: once
+// an idle advance has expired sessions, later traffic cannot move time back behind them.
 func (w *Watermark) At(now time.Time) time.Time {
 	if w.maxEvent.IsZero() {
 		return time.Time{}
@@ -34,5 +36,9 @@ func (w *Watermark) At(now time.Time) time.Time {
 		// quiet, so the sessions still open time out as they would have with traffic.
 		wm = wm.Add(idle - w.IdleAfter)
 	}
+	if wm.Before(w.floor) {
+		return w.floor
+	}
+	w.floor = wm
 	return wm
 }

@@ -28,9 +28,13 @@ func TestWatermark(t *testing.T) {
 	if got := w.At(wall.Add(time.Second + 11*time.Minute)); !got.Equal(ev.Add(-30*time.Second + 10*time.Minute)) {
 		t.Fatalf("after 11 min idle: %v, want +10 min", got)
 	}
-	// New traffic resets idleness.
+	// New traffic resets idleness but never moves the watermark back.
 	w.Observe(ev.Add(time.Minute), wall.Add(12*time.Minute))
-	if got := w.At(wall.Add(12 * time.Minute)); !got.Equal(ev.Add(30 * time.Second)) {
-		t.Fatalf("after new traffic: %v", got)
+	if got := w.At(wall.Add(12 * time.Minute)); !got.Equal(ev.Add(-30*time.Second + 10*time.Minute)) {
+		t.Fatalf("after new traffic the watermark went back to %v", got)
+	}
+	w.Observe(ev.Add(time.Hour), wall.Add(13*time.Minute))
+	if got := w.At(wall.Add(13 * time.Minute)); !got.Equal(ev.Add(time.Hour - 30*time.Second)) {
+		t.Fatalf("after newer traffic: %v", got)
 	}
 }
