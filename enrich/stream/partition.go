@@ -154,9 +154,10 @@ func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generatio
 			log.Info("partition drained", "committed", p.committed)
 			return
 		case m := <-msgs:
-			p.handle(&m, time.Now())
-		case now := <-tick.C:
-			p.idle(now)
+			p.handle(&m, e.cfg.Clock())
+		case <-tick.C:
+			now := time.Now()
+			p.idle(e.cfg.Clock())
 			if now.Sub(lastCommit) >= e.cfg.CommitInterval {
 				p.commit(gctx, gen, commitMu)
 				lastCommit = now
@@ -169,6 +170,7 @@ func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generatio
 // the producer (in that order: an acknowledgement must find its offset registered).
 func (p *partition) handle(m *kafka.Message, now time.Time) {
 	e := p.e
+	start := time.Now()
 	e.m.linesIn.Inc()
 	if p.tr == nil {
 		p.mu.Lock()
@@ -225,7 +227,7 @@ func (p *partition) handle(m *kafka.Message, now time.Time) {
 		return
 	}
 	p.write()
-	e.m.latency.Observe(time.Since(now).Seconds())
+	e.m.latency.Observe(time.Since(start).Seconds())
 }
 
 // idle runs on the ticker: a quiet partition's watermark follows the wall clock, closing its
