@@ -467,3 +467,116 @@ func header(m kafka.Message, k string) string {
 	}
 	return ""
 }
+
+// TestEnrichPoisonIntegration: binary garbage, a 1 MiB line, an unknown format, bad and
+// message-less JSON envelopes, an empty value and a malformed shipper header land in the
+// dead-letter topic with their reason, source offset and raw bytes, interleaved with a real
+// host's lines whose sessions still come out: the enricher never stops.
+func TestEnrichPoisonIntegration(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	st := newStreamTopics(t, brokers, 1)
+	dir := "../../enrich/session/testdata/spamdyke-generated"
+	host, err := os.ReadFile(filepath.Join(dir, "host"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	input, err := os.ReadFile(filepath.Join(dir, "input.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expected, err := os.ReadFile(filepath.Join(dir, "expected.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSessions := bytes.Count(expected, []byte("\n"))
+	garbage := make([]byte, 300)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range garbage {
+		garbage[i] = byte(rng.UintN(256))
+	}
+	garbage[0], garbage[10] = 0x01, 0 // not '{', and a NUL
+	huge := bytes.Repeat([]byte("x"), 1<<20)
+	hostHdr := kafka.Header{Key: "host", Value: bytes.TrimSpace(host)}
+	poison := []struct {
+		value   []byte
+		headers []kafka.Header
+		reason  string
+	}{
+		{garbage, nil, stream.ReasonBadValue},
+		{huge, nil, stream.ReasonTooLong},
+		{[]byte("this is not a mail server log line at all"), nil, stream.ReasonUnparsed},
+		{[]byte(`{"message": "unterminated`), nil, stream.ReasonBadEnvelope},
+		{[]byte(`{"msg": "no message field", "host": "a"}`), nil, stream.ReasonBadEnvelope},
+		{[]byte{}, nil, stream.ReasonEmpty},
+		{[]byte("Feb  7 05:28:05 gateway4 smtpf[1]: x"), []kafka.Header{{Key: "ingest_time", Value: []byte("yesterday")}}, stream.ReasonBadHeader},
+	}
+	lines := bytes.Split(bytes.TrimRight(input, "\n"), []byte("\n"))
+	var msgs []kafka.Message
+	wantReason := map[int64]string{}
+	at := map[int]int{} // line index -> poison record placed before it
+	for k := range poison {
+		at[k*len(lines)/len(poison)] = k
+	}
+	for i, l := range lines {
+		if k, ok := at[i]; ok {
+			wantReason[int64(len(msgs))] = poison[k].reason
+			msgs = append(msgs, kafka.Message{Key: []byte("poison"), Value: poison[k].value, Headers: poison[k].headers})
+		}
+		msgs = append(msgs, kafka.Message{Key: hostHdr.Value, Value: l, Headers: []kafka.Header{hostHdr}})
+	}
+	if len(wantReason) != len(poison) {
+		t.Fatalf("placed %d poison records, want %d", len(wantReason), len(poison))
+	}
+	produceAll(t, brokers, st.Raw, msgs)
+	cfg := testEnricherConfig(brokers, st)
+	cfg.MaxLine = 64 << 10
+	stop := startEnricher(t, cfg)
+	dl := readTopic(t, brokers, st.DeadLetter, len(poison), 2*time.Second, time.Minute)
+	got := readTopic(t, brokers, st.Sessions, wantSessions, 2*time.Second, time.Minute)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != wantSessions {
+		t.Errorf("%d sessions out, want %d (the golden case's count)", len(got), wantSessions)
+	}
+	if len(dl) != len(poison) {
+		t.Fatalf("%d dead letters, want %d", len(dl), len(poison))
+	}
+	for _, m := range dl {
+		off, err := strconv.ParseInt(header(m, stream.DLHeaderOffset), 10, 64)
+		if err != nil {
+			t.Fatalf("dead letter without offset: %v", m.Headers)
+		}
+		want, ok := wantReason[off]
+		if !ok {
+			t.Errorf("dead letter for offset %d, which was a good line", off)
+			continue
+		}
+		if r := header(m, stream.DLHeaderReason); r != want {
+			t.Errorf("offset %d: reason %q, want %q (error %q)", off, r, want, header(m, stream.DLHeaderError))
+		}
+		if header(m, stream.DLHeaderTopic) != st.Raw || header(m, stream.DLHeaderPartition) != "0" {
+			t.Errorf("offset %d: source %s/%s", off, header(m, stream.DLHeaderTopic), header(m, stream.DLHeaderPartition))
+		}
+		orig := msgs[off].Value
+		if n, _ := strconv.Atoi(header(m, stream.DLHeaderLength)); n != len(orig) {
+			t.Errorf("offset %d: length header %d, want %d", off, n, len(orig))
+		}
+		if len(orig) > cfg.MaxDeadLetterBytes {
+			orig = orig[:cfg.MaxDeadLetterBytes]
+		}
+		if !bytes.Equal(m.Value, orig) {
+			t.Errorf("offset %d: dead letter value %q is not the raw bytes %q", off, clipForLog(m.Value), clipForLog(orig))
+		}
+		if header(m, stream.DLHeaderError) == "" {
+			t.Errorf("offset %d: no error text", off)
+		}
+	}
+}
+
+func clipForLog(b []byte) []byte {
+	if len(b) > 80 {
+		return b[:80]
+	}
+	return b
+}
