@@ -68,6 +68,7 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		MaxDeadLetterBytes: int(sc.MaxDeadLetterBytes),
 		HeartbeatInterval:  sc.HeartbeatInterval,
 		SessionTimeout:     sc.SessionTimeout,
+		Clock:              speedClock(sc.IdleClockSpeed),
 		Logger:             log,
 		Metrics:            stream.NewMetrics(srv.Registry),
 	})
@@ -83,4 +84,13 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		return 1
 	}
 	return 0
+}
+
+// speedClock is time.Now, or a clock running speed times faster from now on.
+func speedClock(speed float64) func() time.Time {
+	if speed <= 1 {
+		return time.Now
+	}
+	t0 := time.Now()
+	return func() time.Time { return t0.Add(time.Duration(float64(time.Since(t0)) * speed)) }
 }

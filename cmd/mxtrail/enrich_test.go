@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -335,7 +337,7 @@ func checkOracle(t *testing.T, f *streamFleet, got []kafka.Message) {
 		if prev, ok := first[r.SessionID]; ok {
 			dups++
 			if !bytes.Equal(prev, m.Value) {
-				t.Fatalf("duplicate of %s differs:\n%s\n%s", r.SessionID, prev, m.Value)
+				t.Fatalf("duplicate of %s differs from its first copy:\n%s\n%s", r.SessionID, prev, m.Value)
 			}
 			continue
 		}
@@ -579,4 +581,121 @@ func clipForLog(b []byte) []byte {
 		return b[:80]
 	}
 	return b
+}
+
+// countTopic returns how many records topic holds (sum of partition end offsets).
+func countTopic(t *testing.T, brokers []string, topic string, partitions int) int64 {
+	t.Helper()
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	var reqs []kafka.OffsetRequest
+	for p := 0; p < partitions; p++ {
+		reqs = append(reqs, kafka.LastOffsetOf(p))
+	}
+	lo, err := c.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, p := range lo.Topics[topic] {
+		n += p.LastOffset
+	}
+	return n
+}
+
+func enrichConfigFile(t *testing.T, brokers []string, st streamTopics) string {
+	t.Helper()
+	y := fmt.Sprintf(`kafka:
+  brokers: [%s]
+  topics: {raw: %s, sessions: %s, events: %s, deadletter: %s}
+http:
+  listen: ""
+  log_level: warn
+enrich:
+  parser: {default_year: 2021}
+  stream:
+    group_id: %s
+    lateness: 5m
+    idle_advance: 30m
+    idle_clock_speed: 200
+    commit_interval: 300ms
+`, strings.Join(brokers, ", "), st.Raw, st.Sessions, st.Events, st.DeadLetter, st.group)
+	p := filepath.Join(t.TempDir(), "enrich.yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func buildMxtrail(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mxtrail")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func startChild(t *testing.T, bin, cfg string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	var errb bytes.Buffer
+	cmd := exec.Command(bin, "enrich", "--config", cfg)
+	cmd.Env = append(os.Environ(), "MXTRAIL_KAFKA_BROKERS=")
+	cmd.Env = cmd.Env[:len(cmd.Env)-1] // the config file names the brokers
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, &errb
+}
+
+// TestEnrichKill9Integration: `mxtrail enrich` is killed with SIGKILL mid-stream (sessions
+// open, outputs in flight, offsets uncommitted) and restarted; after deduplication by id the
+// oracle holds and every duplicate is byte-identical to its first copy. The restarted process
+// then stops on SIGTERM, exits 0 and leaves the group committed at the end of every partition.
+func TestEnrichKill9Integration(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	n := *streamSessions / 2
+	if testing.Short() {
+		n = 2000
+	}
+	f := newStreamFleet(t, n)
+	const parts = 3
+	st := newStreamTopics(t, brokers, parts)
+	bin := buildMxtrail(t)
+	cfg := enrichConfigFile(t, brokers, st)
+	// Everything is produced first: a pause in production longer than idle_advance would
+	// (by design) let the idle watermark close sessions whose later lines come after it.
+	produceAll(t, brokers, st.Raw, f.msgs)
+	child, errb := startChild(t, bin, cfg)
+	deadline := time.Now().Add(2 * time.Minute)
+	for countTopic(t, brokers, st.Sessions, parts) < int64(len(f.want)/5) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress before the kill; stderr:\n%s", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	before := countTopic(t, brokers, st.Sessions, parts)
+	t.Logf("killed after %d of %d session records", before, len(f.want))
+	child, errb = startChild(t, bin, cfg)
+	got := readTopic(t, brokers, st.Sessions, len(f.want), 5*time.Second, 3*time.Minute)
+	time.Sleep(time.Second)
+	if err := child.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Wait(); err != nil {
+		t.Fatalf("enrich after SIGTERM: %v; stderr:\n%s", err, errb.String())
+	}
+	checkOracle(t, f, got)
+	committedAll(t, brokers, st, parts)
 }

@@ -22,12 +22,16 @@ type Stream struct {
 	// HeartbeatInterval and SessionTimeout of the consumer group.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	SessionTimeout    time.Duration `yaml:"session_timeout"`
+	// IdleClockSpeed makes the wall clock of the idle advance run this many times faster
+	// (default 1). For tests and for replaying old logs into a quiet topic, so the last
+	// sessions close in seconds rather than after idle_timeout + lateness of real time.
+	IdleClockSpeed float64 `yaml:"idle_clock_speed"`
 }
 
 func defaultStream() Stream {
 	return Stream{GroupID: "mxtrail-enrich", Lateness: time.Minute, IdleAdvance: 30 * time.Second,
 		CommitInterval: time.Second, DrainTimeout: 30 * time.Second, MaxLine: 64 << 10,
-		MaxDeadLetterBytes: 256 << 10, HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second}
+		MaxDeadLetterBytes: 256 << 10, HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second, IdleClockSpeed: 1}
 }
 
 func (s *Stream) validate(ps *Problems, p string) {
@@ -47,6 +51,9 @@ func (s *Stream) validate(ps *Problems, p string) {
 	}
 	if s.HeartbeatInterval > 0 && s.SessionTimeout > 0 && s.HeartbeatInterval*3 > s.SessionTimeout {
 		ps.add(join(p, "heartbeat_interval"), "%v must be at most a third of session_timeout %v", s.HeartbeatInterval, s.SessionTimeout)
+	}
+	if s.IdleClockSpeed < 1 || s.IdleClockSpeed > 10000 {
+		ps.add(join(p, "idle_clock_speed"), "%v must be in 1..10000", s.IdleClockSpeed)
 	}
 	if s.MaxLine <= 0 {
 		ps.add(join(p, "max_line"), "%v must be positive", s.MaxLine)
