@@ -48,7 +48,7 @@ type streamFleet struct {
 // by event time as live shippers would send them. Host 0's lines travel as Filebeat JSON
 // envelopes (host in the envelope, no header), the rest as raw lines with the shipper's host
 // header.
-func newStreamFleet(t *testing.T, n int) *streamFleet {
+func newStreamFleet(t testing.TB, n int) *streamFleet {
 	t.Helper()
 	dir := t.TempDir()
 	opts := gen.Defaults()
@@ -133,7 +133,7 @@ func newStreamFleet(t *testing.T, n int) *streamFleet {
 // offlineOrder replays runSessions's reading order for one host's files: leading unparsed
 // lines of each file first, then the event-time merge (ties in file order). Each line gets
 // the running maximum of the event times so far as its sort time for the cross-host merge.
-func offlineOrder(t *testing.T, p *parse.Parser, host string, files []string) ([][]byte, []time.Time) {
+func offlineOrder(t testing.TB, p *parse.Parser, host string, files []string) ([][]byte, []time.Time) {
 	t.Helper()
 	var srcs []*lineSource
 	for _, name := range files {
@@ -193,7 +193,7 @@ func offlineOrder(t *testing.T, p *parse.Parser, host string, files []string) ([
 // returns closed_by apart: offline, the sessions still open at the end of the files close
 // with eof; on the stream the idle watermark closes them (end or timeout, as their state
 // says), so closed_by is compared only where offline did not say eof.
-func normaliseRecord(t *testing.T, js []byte) (string, record.ClosedBy) {
+func normaliseRecord(t testing.TB, js []byte) (string, record.ClosedBy) {
 	t.Helper()
 	var r record.Session
 	if err := json.Unmarshal(js, &r); err != nil {
@@ -211,7 +211,7 @@ type streamTopics struct {
 }
 
 // newStreamTopics creates the four topics with a random suffix (engineers share the broker).
-func newStreamTopics(t *testing.T, brokers []string, partitions int) streamTopics {
+func newStreamTopics(t testing.TB, brokers []string, partitions int) streamTopics {
 	t.Helper()
 	sfx := fmt.Sprintf("%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), rand.Uint32())
 	st := streamTopics{Topics: stream.Topics{Raw: "raw-" + sfx, Sessions: "sessions-" + sfx, Events: "events-" + sfx, DeadLetter: "dl-" + sfx}, group: "enrich-" + sfx}
@@ -235,7 +235,7 @@ func newStreamTopics(t *testing.T, brokers []string, partitions int) streamTopic
 	return st
 }
 
-func produceAll(t *testing.T, brokers []string, topic string, msgs []kafka.Message) {
+func produceAll(t testing.TB, brokers []string, topic string, msgs []kafka.Message) {
 	t.Helper()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
 		BatchSize: 5000, BatchBytes: 8 << 20, BatchTimeout: 10 * time.Millisecond}
@@ -249,13 +249,13 @@ func produceAll(t *testing.T, brokers []string, topic string, msgs []kafka.Messa
 
 // readTopic reads every partition of topic from the start until it holds want records and
 // nothing new arrived for quiet (or deadline), returning the records in partition order.
-func readTopic(t *testing.T, brokers []string, topic string, want int, quiet, deadline time.Duration) []kafka.Message {
+func readTopic(t testing.TB, brokers []string, topic string, want int, quiet, deadline time.Duration) []kafka.Message {
 	return readTopicKeys(t, brokers, topic, want, false, quiet, deadline)
 }
 
 // readTopicKeys is readTopic counting distinct keys when unique is set (session records may
 // be duplicated by replays; their key is the session id).
-func readTopicKeys(t *testing.T, brokers []string, topic string, want int, unique bool, quiet, deadline time.Duration) []kafka.Message {
+func readTopicKeys(t testing.TB, brokers []string, topic string, want int, unique bool, quiet, deadline time.Duration) []kafka.Message {
 	t.Helper()
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, GroupID: fmt.Sprintf("reader-%d", rand.Uint64()),
 		StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond})
@@ -310,9 +310,15 @@ func testEnricherConfig(brokers []string, st streamTopics) stream.Config {
 	return c
 }
 
-func startEnricher(t *testing.T, cfg stream.Config) (stop func() error) {
+func startEnricher(t testing.TB, cfg stream.Config) (stop func() error) {
+	stop, _ = startEnricherReg(t, cfg)
+	return stop
+}
+
+func startEnricherReg(t testing.TB, cfg stream.Config) (stop func() error, reg *prometheus.Registry) {
 	t.Helper()
-	cfg.Metrics = stream.NewMetrics(prometheus.NewRegistry())
+	reg = prometheus.NewRegistry()
+	cfg.Metrics = stream.NewMetrics(reg)
 	e, err := stream.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -328,12 +334,34 @@ func startEnricher(t *testing.T, cfg stream.Config) (stop func() error) {
 		case <-time.After(30 * time.Second):
 			return errors.New("enricher did not stop within 30s")
 		}
+	}, reg
+}
+
+// gathered sums the samples of a metric family in reg.
+func gathered(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
 	}
+	var s float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.Metric {
+				if c := m.GetCounter(); c != nil {
+					s += c.GetValue()
+				} else {
+					s += m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return s
 }
 
 // checkOracle compares the stream's session records (deduplicated by id; duplicates must be
 // byte-identical) with the offline records.
-func checkOracle(t *testing.T, f *streamFleet, got []kafka.Message) {
+func checkOracle(t testing.TB, f *streamFleet, got []kafka.Message) {
 	t.Helper()
 	first := map[string][]byte{}
 	dups := 0
@@ -383,7 +411,7 @@ func checkOracle(t *testing.T, f *streamFleet, got []kafka.Message) {
 	}
 }
 
-func diffSorted(t *testing.T, want, got []string) {
+func diffSorted(t testing.TB, want, got []string) {
 	t.Helper()
 	wm := map[string]int{}
 	for _, w := range want {
@@ -414,7 +442,7 @@ func diffSorted(t *testing.T, want, got []string) {
 
 // committedAll checks the group committed the end of every raw partition (every session
 // closed by the idle watermark and every output acknowledged).
-func committedAll(t *testing.T, brokers []string, st streamTopics, partitions int) {
+func committedAll(t testing.TB, brokers []string, st streamTopics, partitions int) {
 	t.Helper()
 	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 	ps := make([]int, partitions)
@@ -600,7 +628,7 @@ func clipForLog(b []byte) []byte {
 }
 
 // countTopic returns how many records topic holds (sum of partition end offsets).
-func countTopic(t *testing.T, brokers []string, topic string, partitions int) int64 {
+func countTopic(t testing.TB, brokers []string, topic string, partitions int) int64 {
 	t.Helper()
 	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 	var reqs []kafka.OffsetRequest
@@ -618,7 +646,7 @@ func countTopic(t *testing.T, brokers []string, topic string, partitions int) in
 	return n
 }
 
-func enrichConfigFile(t *testing.T, brokers []string, st streamTopics) string {
+func enrichConfigFile(t testing.TB, brokers []string, st streamTopics) string {
 	t.Helper()
 	y := fmt.Sprintf(`kafka:
   brokers: [%s]
@@ -642,7 +670,7 @@ enrich:
 	return p
 }
 
-func buildMxtrail(t *testing.T) string {
+func buildMxtrail(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "mxtrail")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
@@ -652,7 +680,7 @@ func buildMxtrail(t *testing.T) string {
 	return bin
 }
 
-func startChild(t *testing.T, bin, cfg string) (*exec.Cmd, *bytes.Buffer) {
+func startChild(t testing.TB, bin, cfg string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
 	var errb bytes.Buffer
 	cmd := exec.Command(bin, "enrich", "--config", cfg)
@@ -730,7 +758,7 @@ func TestEnrichRebalanceIntegration(t *testing.T) {
 	st := newStreamTopics(t, brokers, parts)
 	cfg := testEnricherConfig(brokers, st)
 	stopA := startEnricher(t, cfg)
-	stopB := startEnricher(t, cfg)
+	stopB, regB := startEnricherReg(t, cfg)
 	third := len(f.msgs) / 3
 	produceAll(t, brokers, st.Raw, f.msgs[:third])
 	stopC := startEnricher(t, cfg)
@@ -740,6 +768,10 @@ func TestEnrichRebalanceIntegration(t *testing.T) {
 	}
 	produceAll(t, brokers, st.Raw, f.msgs[2*third:])
 	got := readTopicKeys(t, brokers, st.Sessions, len(f.want), true, 5*time.Second, 3*time.Minute)
+	// B held partitions before C joined: the join revoked at least one of them from B
+	if r := gathered(t, regB, "mxtrail_enrich_partitions_revoked_total"); r < 1 {
+		t.Errorf("instance B saw %v revocations; the rebalances did not happen", r)
+	}
 	time.Sleep(time.Second)
 	for _, stop := range []func() error{stopB, stopC} {
 		if err := stop(); err != nil {

@@ -304,3 +304,19 @@ func (e *Enricher) Partitions() []int {
 	}
 	return ids
 }
+
+// Outstanding is the number of outputs queued to Kafka and not yet acknowledged, over the
+// partitions this instance holds (benchmarks and tests wait for it to reach zero).
+func (e *Enricher) Outstanding() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, p := range e.parts {
+		p.mu.Lock()
+		if p.tr != nil {
+			n += p.tr.Outstanding()
+		}
+		p.mu.Unlock()
+	}
+	return n
+}
