@@ -122,6 +122,7 @@ type Enricher struct {
 	m      *Metrics
 	w      *kafka.Writer
 	cg     *kafka.ConsumerGroup
+	parser *parse.Parser
 	failed atomic.Pointer[error] // a write Kafka refused after retries: stop, never commit it
 
 	mu    sync.Mutex
@@ -129,13 +130,15 @@ type Enricher struct {
 	ready atomic.Bool
 }
 
-// New checks cfg and compiles the parser once (to fail early on bad patterns); nothing
-// connects until Run.
+// New checks cfg and compiles the parser; nothing connects until Run.
 func New(cfg Config) (*Enricher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("enricher config: %w", err)
 	}
-	if _, err := parse.New(cfg.Parser); err != nil {
+	// One parser for every partition: compiled once here (vjeantet/grok writes maps while
+	// compiling), safe for concurrent use afterwards (enrich/parse).
+	parser, err := parse.New(cfg.Parser)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Clock == nil {
@@ -144,7 +147,7 @@ func New(cfg Config) (*Enricher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Enricher{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, parts: map[int]*partition{}}
+	e := &Enricher{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, parser: parser, parts: map[int]*partition{}}
 	e.w = &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
 		Balancer:     &kafka.Hash{},

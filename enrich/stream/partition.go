@@ -79,11 +79,8 @@ func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generatio
 	p := &partition{e: e, id: a.ID, source: e.cfg.Topics.Raw + "/" + strconv.Itoa(a.ID),
 		lastOffset: -1, committed: -1, zones: map[string]*time.Location{},
 		wm: Watermark{Lateness: e.cfg.Lateness, IdleAfter: e.cfg.IdleAdvance}}
+	p.parser = e.parser
 	var err error
-	if p.parser, err = parse.New(e.cfg.Parser); err != nil { // checked in New; cannot fail here
-		e.failed.CompareAndSwap(nil, &err)
-		return
-	}
 	if p.asm, err = session.New(e.cfg.Session); err != nil {
 		e.failed.CompareAndSwap(nil, &err)
 		return
