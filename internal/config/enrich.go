@@ -13,6 +13,7 @@ import (
 type Enrich struct {
 	Parser   Parser   `yaml:"parser"`
 	Sessions Sessions `yaml:"sessions"` // the session assembler (sessions.go)
+	Stream   Stream   `yaml:"stream"`   // the Kafka loop of mxtrail enrich (stream.go)
 }
 
 // Parser configures enrich/parse.
@@ -42,11 +43,12 @@ type ParserSource struct {
 }
 
 func defaultEnrich() Enrich {
-	return Enrich{Parser: Parser{TimeZone: "UTC"}, Sessions: defaultSessions()}
+	return Enrich{Parser: Parser{TimeZone: "UTC"}, Sessions: defaultSessions(), Stream: defaultStream()}
 }
 
 func (e *Enrich) validate(ps *Problems, p string) {
 	e.Sessions.validate(ps, join(p, "sessions"))
+	e.Stream.validate(ps, join(p, "stream"))
 	pp := join(p, "parser")
 	c := &e.Parser
 	if c.PatternDir != "" {

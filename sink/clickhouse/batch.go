@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/mxtrail/mxtrail/enrich/record"
+	enrichstream "github.com/mxtrail/mxtrail/enrich/stream"
 	"github.com/mxtrail/mxtrail/sink/schema"
 )
 
@@ -164,12 +165,13 @@ func (b *Batch) addEvent(m *Message) error {
 
 // Headers of a dead-letter topic message that carry the original coordinates. Producers of
 // mxtrail.deadletter (the enricher) set them; missing headers fall back to the message's own.
+// They are the enricher's names: one definition for writer and reader.
 const (
-	HeaderReason          = "mxtrail-reason"
-	HeaderError           = "mxtrail-error"
-	HeaderSourceTopic     = "mxtrail-source-topic"
-	HeaderSourcePartition = "mxtrail-source-partition"
-	HeaderSourceOffset    = "mxtrail-source-offset"
+	HeaderReason          = enrichstream.DLHeaderReason
+	HeaderError           = enrichstream.DLHeaderError
+	HeaderSourceTopic     = enrichstream.DLHeaderTopic
+	HeaderSourcePartition = enrichstream.DLHeaderPartition
+	HeaderSourceOffset    = enrichstream.DLHeaderOffset
 )
 
 func (b *Batch) addUpstreamDead(m *Message, now time.Time) {

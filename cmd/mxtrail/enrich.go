@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/mxtrail/mxtrail/enrich/parse"
+	"github.com/mxtrail/mxtrail/enrich/stream"
+	"github.com/mxtrail/mxtrail/internal/config"
+	"github.com/mxtrail/mxtrail/internal/obs"
+)
+
+func init() {
+	register("enrich", "parse, join sessions and label outcomes on the stream", runEnrich)
+}
+
+// runEnrich consumes kafka.topics.raw in the consumer group enrich.stream.group_id and
+// produces sessions, events and dead letters until SIGINT/SIGTERM, then drains and commits.
+func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("enrich", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "mxtrail enrich: %v\n", err)
+		return 2
+	}
+	if len(cfg.Kafka.Brokers) == 0 {
+		fmt.Fprintln(stderr, "mxtrail enrich: kafka.brokers (or MXTRAIL_KAFKA_BROKERS) is required")
+		return 2
+	}
+	log, err := obs.NewLogger(stderr, cfg.HTTP.LogFormat, cfg.HTTP.LogLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "mxtrail enrich: %v\n", err)
+		return 2
+	}
+	tr, err := kafkaTransport(cfg.Kafka)
+	if err != nil {
+		fmt.Fprintf(stderr, "mxtrail enrich: %v\n", err)
+		return 2
+	}
+	sc := cfg.Enrich.Stream
+	year := cfg.Enrich.Parser.DefaultYear
+	if year == 0 {
+		year = time.Now().Year()
+	}
+	srv := obs.NewServer(log)
+	sessCfg := cfg.Enrich.Sessions.Config()
+	e, err := stream.New(stream.Config{
+		Brokers: cfg.Kafka.Brokers,
+		GroupID: sc.GroupID,
+		Topics: stream.Topics{Raw: cfg.Kafka.Topics.Raw, Sessions: cfg.Kafka.Topics.Sessions,
+			Events: cfg.Kafka.Topics.Events, DeadLetter: cfg.Kafka.Topics.DeadLetter},
+		Dialer:    &kafka.Dialer{ClientID: cfg.Kafka.ClientID, Timeout: 10 * time.Second, DualStack: true, TLS: tr.TLS, SASLMechanism: tr.SASL},
+		Transport: tr,
+		Parser: parse.Options{PatternDir: cfg.Enrich.Parser.PatternDir, IsodeHeader: cfg.Enrich.Parser.IsodeHeader,
+			DefaultYear: year, Location: cfg.Enrich.Parser.Location()},
+		Session:            sessCfg,
+		Lateness:           sc.Lateness,
+		IdleAdvance:        sc.IdleAdvance,
+		CommitInterval:     sc.CommitInterval,
+		DrainTimeout:       sc.DrainTimeout,
+		MaxLine:            int(sc.MaxLine),
+		MaxDeadLetterBytes: int(sc.MaxDeadLetterBytes),
+		HeartbeatInterval:  sc.HeartbeatInterval,
+		SessionTimeout:     sc.SessionTimeout,
+		Clock:              speedClock(sc.IdleClockSpeed),
+		Logger:             log,
+		Metrics:            stream.NewMetrics(srv.Registry),
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "mxtrail enrich: %v\n", err)
+		return 2
+	}
+	srv.AddCheck("kafka", e.Ready)
+	log.Info("enricher starting", "brokers", cfg.Kafka.Brokers, "group", sc.GroupID, "topic", cfg.Kafka.Topics.Raw)
+	// the drain bound covers the partitions' own DrainTimeout plus the final commits
+	if err := obs.RunService(ctx, log, srv, cfg.HTTP.Listen, sc.DrainTimeout+10*time.Second, e); err != nil {
+		log.Error("enricher stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// speedClock is time.Now, or a clock running speed times faster from now on.
+func speedClock(speed float64) func() time.Time {
+	if speed <= 1 {
+		return time.Now
+	}
+	t0 := time.Now()
+	return func() time.Time { return t0.Add(time.Duration(float64(time.Since(t0)) * speed)) }
+}
