@@ -155,6 +155,9 @@ func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generatio
 			p.handle(&m, e.cfg.Clock())
 		case <-tick.C:
 			now := time.Now()
+			if len(msgs) > 0 || r.Lag() > 0 {
+				p.wm.Busy(e.cfg.Clock()) // a backlog is not silence
+			}
 			p.idle(e.cfg.Clock())
 			if now.Sub(lastCommit) >= e.cfg.CommitInterval {
 				p.commit(gctx, gen, commitMu)

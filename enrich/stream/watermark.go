@@ -42,3 +42,14 @@ func (w *Watermark) At(now time.Time) time.Time {
 	w.floor = wm
 	return wm
 }
+
+// Busy tells the watermark that the partition is not idle at wall time now even though no
+// event was observed: records are waiting to be processed (buffered, or unread at the broker).
+// Idleness must mean "caught up and quiet", never "slow": a consumer stalled for longer than
+// IdleAfter behind a backlog would otherwise advance time past sessions whose next lines are
+// in that backlog, and close them early.
+func (w *Watermark) Busy(now time.Time) {
+	if !w.maxEvent.IsZero() {
+		w.lastWall = now
+	}
+}

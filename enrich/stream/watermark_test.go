@@ -38,3 +38,19 @@ func TestWatermark(t *testing.T) {
 		t.Fatalf("after newer traffic: %v", got)
 	}
 }
+
+// A partition with a backlog is never idle, however long it has been since the last event.
+func TestWatermarkBusyIsNotIdle(t *testing.T) {
+	wall := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	ev := time.Date(2026, 3, 9, 12, 0, 0, 0, time.UTC)
+	w := Watermark{Lateness: 30 * time.Second, IdleAfter: time.Minute}
+	w.Busy(wall) // before any event: no effect, still zero
+	if !w.At(wall).IsZero() {
+		t.Fatal("Busy before any event made a watermark")
+	}
+	w.Observe(ev, wall)
+	w.Busy(wall.Add(10 * time.Minute)) // stalled behind a backlog for 10 min
+	if got := w.At(wall.Add(10*time.Minute + 30*time.Second)); !got.Equal(ev.Add(-30 * time.Second)) {
+		t.Fatalf("a busy partition advanced to %v", got)
+	}
+}
