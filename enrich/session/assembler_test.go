@@ -18,7 +18,6 @@ type feeder struct {
 	src event.Source
 	ev  event.Event
 	off int64
-	out []record.Session
 }
 
 func newFeeder(t *testing.T, cfg Config, host string) *feeder {

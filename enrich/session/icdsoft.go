@@ -256,7 +256,7 @@ func (a *Assembler) groupFor(c *sess) *sess {
 // address and fate; exact when every recipient of g is paired too.
 func fatesMatch(g, c *sess) (exact, ok bool) {
 	var small [16]bool
-	used := small[:0]
+	var used []bool
 	if len(g.rec.Recipients) > len(small) {
 		used = make([]bool, len(g.rec.Recipients))
 	} else {
@@ -277,15 +277,6 @@ func fatesMatch(g, c *sess) (exact, ok bool) {
 		}
 	}
 	return len(c.rec.Recipients) == len(g.rec.Recipients), true
-}
-
-func (s *sess) hasRcpt(addr string) bool {
-	for i := range s.rec.Recipients {
-		if s.rec.Recipients[i].Address == addr {
-			return true
-		}
-	}
-	return false
 }
 
 // absorb moves spamdyke session c into ICDSoft record g: spamdyke names the reason of each

@@ -259,9 +259,9 @@ func TestStartAtEndOnlyForFilesFoundAtStart(t *testing.T) {
 	defer stop()
 	time.Sleep(30 * time.Millisecond)
 	appendLines(t, filepath.Join(dir, "b.log"), 0, 3) // appears later: read from its start
-	got := rec.waitFor(t, 3)
+	rec.waitFor(t, 3)
 	time.Sleep(30 * time.Millisecond)
-	if got = rec.values(); len(got) != 3 || got[0] != spamdykeLine(0) {
+	if got := rec.values(); len(got) != 3 || got[0] != spamdykeLine(0) {
 		t.Fatalf("got %q", got)
 	}
 }
@@ -372,9 +372,9 @@ func TestRotatedWhileDownIsFinishedFirst(t *testing.T) {
 	rec2 := &recorder{}
 	stop = start(t, testConfig(path), rec2, store2)
 	defer stop()
-	got := rec2.waitFor(t, 8)
+	rec2.waitFor(t, 8)
 	time.Sleep(30 * time.Millisecond)
-	got = rec2.values()
+	got := rec2.values()
 	if len(got) != 8 {
 		t.Fatalf("got %d lines: %q", len(got), got)
 	}

@@ -52,7 +52,6 @@ type Batch struct {
 	msgs        int
 	bytes       int
 	opened      time.Time
-	seq         uint64
 	done        [3]bool // tables already inserted (when a later one failed and is retried)
 
 	lex   lexer
