@@ -15,6 +15,7 @@ import (
 // ConnConfig is how to reach ClickHouse over the native protocol.
 type ConnConfig struct {
 	Addrs       []string // tried in order; the next is used when one is down (failover)
+	Database    string   // default database for unqualified names; empty: the server's default
 	Username    string
 	Password    string
 	DialTimeout time.Duration
@@ -32,7 +33,7 @@ type TLSConfig struct {
 func Open(ctx context.Context, c ConnConfig) (driver.Conn, error) {
 	opts := &ch.Options{
 		Addr:             c.Addrs,
-		Auth:             ch.Auth{Username: c.Username, Password: c.Password},
+		Auth:             ch.Auth{Database: c.Database, Username: c.Username, Password: c.Password},
 		DialTimeout:      c.DialTimeout,
 		ConnOpenStrategy: ch.ConnOpenInOrder,
 		MaxOpenConns:     4,
