@@ -71,18 +71,9 @@ func runParse(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			*year = pc.DefaultYear
 		}
 	}
-	d, ok := event.ParseDialect(*format)
-	if !ok {
-		fmt.Fprintf(stderr, "mxtrail parse: unknown --format %q (want one of %s)\n", *format, strings.Join(event.DialectNames(), ", "))
-		return 2
-	}
-	loc, err := time.LoadLocation(*tz)
+	d, loc, err := lineFlags(*format, *tz, *year)
 	if err != nil {
-		fmt.Fprintf(stderr, "mxtrail parse: --tz %q: %v\n", *tz, err)
-		return 2
-	}
-	if *year != 0 && (*year < 1 || *year > 9999) {
-		fmt.Fprintf(stderr, "mxtrail parse: --year %d out of range\n", *year)
+		fmt.Fprintf(stderr, "mxtrail parse: %v\n", err)
 		return 2
 	}
 	defYear := *year

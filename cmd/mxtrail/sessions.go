@@ -114,18 +114,9 @@ func runSessions(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		}
 		return 2
 	}
-	d, ok := event.ParseDialect(*format)
-	if !ok {
-		fmt.Fprintf(stderr, "mxtrail sessions: unknown --format %q (want one of %s)\n", *format, strings.Join(event.DialectNames(), ", "))
-		return 2
-	}
-	loc, err := time.LoadLocation(*tz)
+	d, loc, err := lineFlags(*format, *tz, *year)
 	if err != nil {
-		fmt.Fprintf(stderr, "mxtrail sessions: --tz %q: %v\n", *tz, err)
-		return 2
-	}
-	if *year != 0 && (*year < 1 || *year > 9999) {
-		fmt.Fprintf(stderr, "mxtrail sessions: --year %d out of range\n", *year)
+		fmt.Fprintf(stderr, "mxtrail sessions: %v\n", err)
 		return 2
 	}
 	cfg := session.Config{IdleTimeout: *idle, Lateness: *late, MaxOpen: *maxOpen, PidReuseGap: def.PidReuseGap, IsodeKeyPrefix: *isodeKey}
