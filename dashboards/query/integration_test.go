@@ -50,7 +50,7 @@ func paramValues(tr testfleet.Truth) map[string]string {
 		"ip": testfleet.Offender, "sender": tr.TraceSender, "recipient": tr.TraceRecipient,
 		"session_id": tr.TraceSession, "host": testfleet.Hosts[0].Name, "limit": "20",
 		"min_hosts": strconv.Itoa(tr.OffenderHosts),
-		"from": testfleet.T0.Format("2006-01-02 15:04:05"), "to": testfleet.T0.Add(testfleet.Span).Format("2006-01-02 15:04:05"),
+		"from":      testfleet.T0.Format("2006-01-02 15:04:05"), "to": testfleet.T0.Add(testfleet.Span).Format("2006-01-02 15:04:05"),
 	}
 }
 
