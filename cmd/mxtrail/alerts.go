@@ -131,7 +131,7 @@ func alertsResult(as []alertRow, format string) *query.Result {
 func runAlerts(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("alerts", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	since := fs.Duration("since", time.Hour, "alerts seen (last_seen) within this long")
+	since := fs.Duration("since", time.Hour, "alerts seen (last_seen, in event time) within this long before now")
 	all := fs.Bool("all", false, "include alerts already resolved")
 	format := fs.String("format", "table", "output format: table or json (one object per alert)")
 	limit := fs.Int("limit", 500, "print at most this many alerts")

@@ -66,8 +66,10 @@ func TestAlertsCommandIntegration(t *testing.T) {
 		{"a2", "dnsbl_failure", "BLACKLIST", "error", "mx2", "imail", "", "BLACKLIST:failed to connect to service", "DNSBL lookups fail on mx2", ago(50 * time.Minute), ago(40 * time.Minute), ago(30 * time.Minute), 2, 5},
 		// Open but last seen 3 hours ago: only with --since 4h.
 		{"a3", "smtpf_licence", "#401", "critical", "mx4", "smtpf", "", "smtpf #401 licence expired", "smtpf licence error on mx4", ago(3 * time.Hour), ago(3 * time.Hour), zero, 1, 2},
-		// Open, logged at info level.
-		{"a4", "open_relay", "ME-I0110", "info", "mx3", "mailenable", "s-4", "ME-I0110 server is configured to allow anyone to relay", "open relay on mx3", ago(10 * time.Minute), ago(10 * time.Minute), zero, 1, 2},
+		// Open, logged at info level by MailEnable, critical once normalised.
+		{"a4", "open_relay", "ME-I0110", "critical", "mx3", "mailenable", "s-4", "ME-I0110 server is configured to allow anyone to relay", "open relay on mx3", ago(10 * time.Minute), ago(10 * time.Minute), zero, 1, 2},
+		// Open and the most recent, but only a warning: listed after every critical one.
+		{"a6", "dnsbl_failure", "#446", "warning", "mx2", "smtpf", "s-6", "smtpf #446 MX example.org lookup: SERVFAIL (2)", "DNS lookups fail on mx2", ago(time.Minute), ago(time.Minute), zero, 1, 2},
 		// Open, the most severe: listed first.
 		{"a5", "critical_other", "E1", "emergency", "mx5", "isode", "", "emergency line", "emergency on mx5", ago(2 * time.Minute), ago(2 * time.Minute), zero, 1, 2},
 	}
@@ -100,9 +102,9 @@ func TestAlertsCommandIntegration(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"alerts"}, "open:a5 open:a1 open:a4"},
-		{[]string{"alerts", "--since", "1h", "--all"}, "open:a5 open:a1 open:a4 resolved:a2"},
-		{[]string{"alerts", "--since", "4h"}, "open:a5 open:a1 open:a3 open:a4"},
+		{[]string{"alerts"}, "open:a5 open:a1 open:a4 open:a6"},
+		{[]string{"alerts", "--since", "1h", "--all"}, "open:a5 open:a1 open:a4 open:a6 resolved:a2"},
+		{[]string{"alerts", "--since", "4h"}, "open:a5 open:a1 open:a4 open:a3 open:a6"},
 		{[]string{"alerts", "--since", "4h", "--limit", "2"}, "open:a5 open:a1"},
 	} {
 		code, stdout, stderr := run(t, c.args...)
@@ -115,7 +117,7 @@ func TestAlertsCommandIntegration(t *testing.T) {
 	}
 	code, stdout, stderr := run(t, "alerts")
 	if code != 0 || !strings.HasPrefix(stdout, "state ") || !strings.Contains(stdout, `14 Critical\tqueue manager`) ||
-		!strings.Contains(stdout, "open   critical   isode_critical  14") || !strings.HasSuffix(stdout, "(3 rows)\n") {
+		!strings.Contains(stdout, "open   critical   isode_critical  14") || !strings.HasSuffix(stdout, "(4 rows)\n") {
 		t.Errorf("alerts table: exit %d, stderr %q:\n%s", code, stderr, stdout)
 	}
 
@@ -132,7 +134,7 @@ func TestAlertsCommandIntegration(t *testing.T) {
 		got[m["alert_id"].(string)] = m
 	}
 	a1, a2 := got["a1"], got["a2"]
-	if len(got) != 4 || a1 == nil || a2 == nil {
+	if len(got) != 5 || a1 == nil || a2 == nil {
 		t.Fatalf("alerts --all json: %d alerts:\n%s", len(got), stdout)
 	}
 	if a1["count"] != 3.0 || a1["example"] != isode || a1["session_id"] != "s-1" || a1["resolved_at"] != nil ||

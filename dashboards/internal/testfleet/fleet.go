@@ -349,7 +349,7 @@ func (g *gen) alerts() {
 	tr := &g.f.Truth
 	rules := []struct{ rule, code, sev, outcome, example string }{
 		{"isode_critical", "14", "critical", "", "M-Switch event Critical (14): queue manager lost its database"},
-		{"open_relay", "ME-I0110", "info", "", "ME-I0110: server is configured to allow anyone to relay"},
+		{"open_relay", "ME-I0110", "critical", "", "ME-I0110: server is configured to allow anyone to relay"},
 		{"host_silent", "", "critical", "", ""},
 	}
 	for i := 0; i < 12; i++ {
