@@ -109,7 +109,11 @@ func (c shipConfig) write(t testing.TB) string {
 // startShipper runs `mxtrail ship` as a child process.
 func startShipper(t testing.TB, cfgPath string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(shipperBinary(t), "ship", "-config", cfgPath)
+	args := []string{"ship", "-config", cfgPath}
+	if prof := os.Getenv("MXTRAIL_BENCH_CPUPROFILE"); prof != "" {
+		args = append(args, "-cpuprofile", prof) // go test -bench ShipFile1M with this set: profile the child
+	}
+	cmd := exec.Command(shipperBinary(t), args...)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "MXTRAIL_KAFKA_BROKERS=") { // the config file names the broker
 			cmd.Env = append(cmd.Env, e)

@@ -50,8 +50,10 @@ func TestUnreachableKafkaBlocksAtBoundAndNeverAcks(t *testing.T) {
 			t.Fatalf("accepted %d lines of 100 bytes with max in flight 4000", sent)
 		}
 	}
-	if sent != 40 || p.InFlight() != 4000 {
-		t.Fatalf("accepted %d lines, in flight %d; want 40 and 4000", sent, p.InFlight())
+	// Blocked at most at the in-flight bound: the batch stuck in the pipeline plus a full
+	// filling batch (a batch never outgrows batch bytes) may stop readers before it.
+	if sent < 20 || sent > 40 || p.InFlight() != sent*100 {
+		t.Fatalf("accepted %d lines, in flight %d; want 20..40 lines (2..4 batches of 1000 bytes, bound 4000) all in flight", sent, p.InFlight())
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for p.Ready() == nil {

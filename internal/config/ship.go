@@ -28,6 +28,8 @@ type Ship struct {
 	FingerprintBytes int `yaml:"fingerprint_bytes"`
 	// Compression of produced batches: none, gzip, snappy, lz4, zstd.
 	Compression string `yaml:"compression"`
+	// ZstdLevel is the zstd encoder level: fastest, default, better, best.
+	ZstdLevel string `yaml:"zstd_level"`
 	// BatchBytes and Linger bound a batch by bytes and by time.
 	BatchBytes ByteSize      `yaml:"batch_bytes"`
 	Linger     time.Duration `yaml:"linger"`
@@ -74,6 +76,7 @@ func defaultShip() Ship {
 		MaxLine:            64 << 10,
 		FingerprintBytes:   1024,
 		Compression:        "zstd",
+		ZstdLevel:          "fastest",
 		BatchBytes:         2 << 20,
 		Linger:             50 * time.Millisecond,
 		MaxInFlight:        4 << 20,
@@ -148,6 +151,11 @@ func (s *Ship) validate(ps *Problems, path string) {
 	case "none", "gzip", "snappy", "lz4", "zstd":
 	default:
 		ps.add(p("compression"), "%q is not none, gzip, snappy, lz4 or zstd", s.Compression)
+	}
+	switch s.ZstdLevel {
+	case "fastest", "default", "better", "best":
+	default:
+		ps.add(p("zstd_level"), "%q is not fastest, default, better or best", s.ZstdLevel)
 	}
 	if s.BatchBytes < 1 {
 		ps.add(p("batch_bytes"), "must be positive")
