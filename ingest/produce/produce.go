@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -59,7 +60,9 @@ type Config struct {
 	Linger time.Duration
 	// MaxInFlight bounds the value bytes accepted but not yet acknowledged; Send blocks above it.
 	MaxInFlight int
-	// MaxMessageBytes is the largest record the broker accepts (message.max.bytes).
+	// MaxMessageBytes is the largest record set (one request's records of one partition) the
+	// broker accepts (message.max.bytes). The producer lowers it to the topic's
+	// max.message.bytes when the broker reports a smaller one.
 	MaxMessageBytes int
 	// Retry backoff bounds.
 	BackoffMin, BackoffMax time.Duration
@@ -148,6 +151,8 @@ type Producer struct {
 	free     chan *batch
 
 	// Owned by the encoding goroutine.
+	maxMsg  int  // bound of one encoded record set
+	limitOK bool // the topic's max.message.bytes was asked for
 	nparts  int
 	partsAt time.Time
 	partIDs []int
@@ -214,7 +219,7 @@ func New(cfg Config) (*Producer, error) {
 		client.Transport = cfg.Transport
 	}
 	p := &Producer{
-		cfg: cfg, client: client, codec: cd, m: cfg.Metrics, log: cfg.Logger,
+		cfg: cfg, client: client, codec: cd, m: cfg.Metrics, log: cfg.Logger, maxMsg: cfg.MaxMessageBytes,
 		space:   make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 		free:    make(chan *batch, 2), // filling, encoding and sending batches are the only live ones
@@ -401,7 +406,43 @@ func (p *Producer) partitions() (int, error) {
 		p.byPart = make([][]int32, n)
 	}
 	p.partsAt = time.Now()
+	if !p.limitOK {
+		p.limitOK = true
+		p.topicLimit()
+	}
 	return n, nil
+}
+
+// topicLimit lowers the record-set bound to the topic's max.message.bytes when that is
+// smaller than configured: otherwise the broker would reject every larger set (MESSAGE_TOO_LARGE)
+// and the producer could only retry them forever. Best effort: a broker that does not answer
+// (or denies DescribeConfigs) leaves the configured bound.
+func (p *Producer) topicLimit() {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.WriteTimeout)
+	defer cancel()
+	res, err := p.client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: p.cfg.Topic, ConfigNames: []string{"max.message.bytes"},
+	}}})
+	if err != nil {
+		p.log.Info("cannot read the topic's max.message.bytes; keeping max_message_bytes", "topic", p.cfg.Topic, "err", err)
+		return
+	}
+	for _, r := range res.Resources {
+		if r.Error != nil {
+			p.log.Info("cannot read the topic's max.message.bytes; keeping max_message_bytes", "topic", p.cfg.Topic, "err", r.Error)
+			continue
+		}
+		for _, e := range r.ConfigEntries {
+			n, err := strconv.Atoi(e.ConfigValue)
+			if e.ConfigName != "max.message.bytes" || err != nil || n <= 0 {
+				continue
+			}
+			if n < p.maxMsg {
+				p.log.Warn("topic accepts smaller record sets than max_message_bytes; using its limit", "topic", p.cfg.Topic, "max.message.bytes", n, "max_message_bytes", p.maxMsg)
+				p.maxMsg = n
+			}
+		}
+	}
 }
 
 // encode groups b's records by partition (murmur2 of the key, as kafka.Murmur2Balancer and
@@ -465,7 +506,7 @@ func (p *Producer) encodePart(b *batch, part int, idxs []int32, ms int64) error 
 		b.out = out
 		return err
 	}
-	if len(out)-start-sizePrefix > p.cfg.MaxMessageBytes && len(idxs) > 1 {
+	if len(out)-start-sizePrefix > p.maxMsg && len(idxs) > 1 {
 		b.out = out[:start]
 		h := len(idxs) / 2
 		if err := p.encodePart(b, part, idxs[:h], ms); err != nil {
@@ -532,6 +573,10 @@ func (p *Producer) write(b *batch) bool {
 		}
 		p.m.sendErrors.Inc()
 		p.down(firstErr, backoff)
+		if errors.Is(firstErr, kafka.MessageSizeTooLarge) || errors.Is(firstErr, kafka.RecordListTooLarge) {
+			// Retrying cannot help, and dropping lines is not allowed: say what to change.
+			p.log.Error("the broker rejects a record set as too large: lower ship.max_message_bytes (or raise the topic's max.message.bytes); the lines are kept and retried", "err", firstErr, "max_message_bytes", p.cfg.MaxMessageBytes)
+		}
 		select {
 		case <-time.After(backoff):
 		case <-p.abortC:

@@ -202,3 +202,50 @@ func TestProducerIntegration(t *testing.T) {
 		})
 	}
 }
+
+// TestProducerTopicLimitIntegration: a topic whose max.message.bytes is far below the
+// configured max_message_bytes still gets every line, because the producer reads the topic's
+// limit and splits record sets to fit; without that the broker rejects every set and the
+// lines could only be retried forever.
+func TestProducerTopicLimitIntegration(t *testing.T) {
+	broker := testenv.KafkaBrokers(t)[0]
+	topic := fmt.Sprintf("mxtrail.test.produce.limit.%d.%08x", time.Now().UnixNano(), rand.Uint32())
+	c := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 15 * time.Second}
+	if _, err := c.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "20000"}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}}) })
+	p, err := New(Config{
+		Brokers: []string{broker}, Topic: topic, Compression: "none",
+		BatchBytes: 256 << 10, MaxInFlight: 1 << 20, Linger: 5 * time.Millisecond, MaxMessageBytes: 1 << 20,
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, WriteTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000 // ~600 KiB: record sets of up to 256 KiB unless split
+	acks := &hostAcks{}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range n {
+		if err := p.Send(ctx, InputFile, "mx1", nil, realisticLine(i), acks, uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("close: %v (%d of %d lines acknowledged)", err, len(acks.seqs), n)
+	}
+	if len(acks.seqs) != n {
+		t.Fatalf("%d of %d lines acknowledged", len(acks.seqs), n)
+	}
+	res, err := c.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(0)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := res.Topics[topic][0].LastOffset; end != n {
+		t.Fatalf("topic holds %d records, want %d", end, n)
+	}
+}
