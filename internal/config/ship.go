@@ -35,7 +35,8 @@ type Ship struct {
 	Linger     time.Duration `yaml:"linger"`
 	// MaxInFlight bounds the bytes read but not yet acknowledged by Kafka.
 	MaxInFlight ByteSize `yaml:"max_in_flight"`
-	// MaxMessageBytes is the broker's message.max.bytes.
+	// MaxMessageBytes bounds one request's record set (the broker's message.max.bytes); the
+	// producer lowers it to the topic's max.message.bytes when that is smaller.
 	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
 	// BackoffMin and BackoffMax bound the retry delay while Kafka is unreachable.
 	BackoffMin   time.Duration `yaml:"backoff_min"`
