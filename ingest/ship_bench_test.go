@@ -53,7 +53,7 @@ func benchShipFile(b *testing.B, extra string) {
 	f.Close()
 	size := fileSize(path)
 	b.SetBytes(size)
-	b.ReportAllocs()
+	b.ReportAllocs() // B/op and allocs/op are this process's (fixture and baseline), not the shipper's
 
 	// Build the shipper before any clock starts: the first run used to include `go build`
 	// (seconds on a loaded machine), which showed as a 2-4x slower first variant.

@@ -370,7 +370,8 @@ func (p *Producer) encodeRetrying(b *batch) bool {
 	}
 }
 
-// partitions returns the topic's partition count, refreshed every metadataRefresh.
+// partitions returns the topic's partition count, refreshed every metadataRefresh. A failed
+// refresh keeps the known count (the produce requests report a real outage themselves).
 func (p *Producer) partitions() (int, error) {
 	if p.nparts > 0 && time.Since(p.partsAt) < metadataRefresh {
 		return p.nparts, nil
@@ -379,6 +380,10 @@ func (p *Producer) partitions() (int, error) {
 	defer cancel()
 	md, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{p.cfg.Topic}})
 	if err != nil {
+		if p.nparts > 0 {
+			p.partsAt = time.Now() // ask again after another metadataRefresh
+			return p.nparts, nil
+		}
 		return 0, fmt.Errorf("metadata of topic %q: %w", p.cfg.Topic, err)
 	}
 	n := 0
