@@ -109,7 +109,11 @@ func (c shipConfig) write(t testing.TB) string {
 // startShipper runs `mxtrail ship` as a child process.
 func startShipper(t testing.TB, cfgPath string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(shipperBinary(t), "ship", "-config", cfgPath)
+	args := []string{"ship", "-config", cfgPath}
+	if prof := os.Getenv("MXTRAIL_BENCH_CPUPROFILE"); prof != "" {
+		args = append(args, "-cpuprofile", prof) // go test -bench ShipFile1M with this set: profile the child
+	}
+	cmd := exec.Command(shipperBinary(t), args...)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "MXTRAIL_KAFKA_BROKERS=") { // the config file names the broker
 			cmd.Env = append(cmd.Env, e)
@@ -414,6 +418,14 @@ func TestShipKill9Integration(t *testing.T) {
 	for _, h := range hosts {
 		writeLines(t, filepath.Join(dir, h+".log"), h, 0, perHost/2)
 	}
+	shipperBinary(t)    // built before the appends start, not during them
+	var finalSize int64 // of mx1 once every line is written
+	for i := range perHost {
+		finalSize += int64(len(line("mx1", i)) + 1)
+	}
+	// The appends are paced (5000 lines per host every 200 ms, 2 s for 100k lines per host)
+	// so that the run lasts longer than three restarts: the shipper reads ~500k lines/s, and
+	// unpaced appends were all shipped before the third kill.
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -422,21 +434,29 @@ func TestShipKill9Integration(t *testing.T) {
 			for _, h := range hosts {
 				writeLines(t, filepath.Join(dir, h+".log"), h, i, min(i+5000, perHost))
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(200 * time.Millisecond)
 		}
 	}()
 	cp := filepath.Join(dir, "positions.json")
 	mx1 := filepath.Join(dir, "mx1.log")
 	cmd := startShipper(t, cfg)
+	midRun := 0
 	for k := 1; k <= 3; k++ {
 		// Kill at a random point after the shipper made progress since its (re)start.
 		base := max(positionOf(cp, mx1), 0)
-		waitForOffset(t, cp, mx1, base+int64(rand.IntN(int(fileSize(mx1)/8)+1))+1)
-		time.Sleep(time.Duration(rand.IntN(100)) * time.Millisecond)
+		waitForOffset(t, cp, mx1, base+int64(rand.IntN(int(finalSize/16)+1))+1)
+		time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
 		cmd.Process.Kill()
 		cmd.Wait()
-		t.Logf("kill -9 #%d at checkpointed offset %d of %d bytes (mx1)", k, positionOf(cp, mx1), fileSize(mx1))
+		at := positionOf(cp, mx1)
+		if at < finalSize {
+			midRun++
+		}
+		t.Logf("kill -9 #%d at checkpointed offset %d of %d bytes written, %d in the end (mx1)", k, at, fileSize(mx1), finalSize)
 		cmd = startShipper(t, cfg)
+	}
+	if midRun == 0 {
+		t.Errorf("all three kills came after mx1 was shipped completely: the run was too short to test a kill during it")
 	}
 	wg.Wait()
 	for _, h := range hosts {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -41,8 +42,30 @@ func runShip(ctx context.Context, args []string, in io.Reader, _, stderr io.Writ
 	host := fs.String("host", "", "host name for stdin lines (and default for files)")
 	dialect := fs.String("dialect", "", "dialect hint for stdin lines")
 	progress := fs.Bool("progress", false, "print a progress line on stderr (default: when stderr is a terminal)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work)")
+	memProfile := fs.String("memprofile", "", "write a heap profile (allocations and peak-time live objects) to this file on exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "mxtrail ship: cpu profile: %v\n", err)
+			return 2
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "mxtrail ship: cpu profile: %v\n", err)
+			return 2
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if *memProfile != "" {
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
@@ -95,7 +118,7 @@ func runShip(ctx context.Context, args []string, in io.Reader, _, stderr io.Writ
 	}
 	prod, err := produce.New(produce.Config{
 		Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.Topics.Raw, Transport: transport,
-		Compression: sc.Compression, BatchBytes: int(sc.BatchBytes), Linger: sc.Linger,
+		Compression: sc.Compression, ZstdLevel: sc.ZstdLevel, BatchBytes: int(sc.BatchBytes), Linger: sc.Linger,
 		MaxInFlight: int(sc.MaxInFlight), MaxMessageBytes: int(sc.MaxMessageBytes),
 		BackoffMin: sc.BackoffMin, BackoffMax: sc.BackoffMax, WriteTimeout: sc.WriteTimeout,
 		Logger: log, Metrics: pm,

@@ -62,6 +62,37 @@ func TestTrackerRandomOrderWithCompaction(t *testing.T) {
 	}
 }
 
+func TestTrackerAckRange(t *testing.T) {
+	tr := NewTracker(0)
+	for i := range 3000 {
+		tr.Add(int64(i+1) * 10)
+	}
+	if got := tr.AckRange(1000, 2999); got != 0 {
+		t.Fatalf("range after a gap moved the offset to %d", got)
+	}
+	if got := tr.AckRange(0, 499); got != 5000 {
+		t.Fatalf("after 0..499: %d, want 5000", got)
+	}
+	if got := tr.AckRange(500, 999); got != 30000 {
+		t.Fatalf("after 500..999 (closing the gap): %d, want 30000", got)
+	}
+	if tr.Pending() != 0 {
+		t.Fatalf("pending %d", tr.Pending())
+	}
+	// Reversed (empty), then reaching past the added lines and over folded ones: only the
+	// one pending line counts, nothing panics.
+	tr.Add(30010)
+	if got := tr.AckRange(3001, 3000); got != 30000 {
+		t.Fatalf("empty range moved to %d", got)
+	}
+	if got := tr.AckRange(2990, 5000); got != 30010 {
+		t.Fatalf("range over folded, pending and unknown lines: %d, want 30010", got)
+	}
+	if tr.Pending() != 0 {
+		t.Fatalf("pending %d", tr.Pending())
+	}
+}
+
 func TestStoreRoundTripAndAtomic(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "positions.json")

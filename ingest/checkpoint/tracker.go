@@ -31,14 +31,26 @@ func (t *Tracker) Add(end int64) uint64 {
 }
 
 // Ack marks seq acknowledged and returns the contiguous acknowledged offset.
-func (t *Tracker) Ack(seq uint64) int64 {
+func (t *Tracker) Ack(seq uint64) int64 { return t.AckRange(seq, seq) }
+
+// AckRange marks first..last (inclusive) acknowledged, under one lock, and returns the
+// contiguous acknowledged offset. Sequence numbers already folded in or unknown are ignored.
+func (t *Tracker) AckRange(first, last uint64) int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	i := int(seq - t.base)
-	if seq < t.base || i >= len(t.pend) {
-		return t.acked // already folded in, or unknown: nothing moves
+	if last < first {
+		return t.acked
 	}
-	t.pend[i].acked = true
+	if first < t.base {
+		first = t.base
+	}
+	for seq := first; seq <= last; seq++ {
+		i := int(seq - t.base)
+		if i >= len(t.pend) {
+			break
+		}
+		t.pend[i].acked = true
+	}
 	for t.head < len(t.pend) && t.pend[t.head].acked {
 		t.acked = t.pend[t.head].end
 		t.head++

@@ -92,11 +92,11 @@ func (m *Metrics) acked(in Input, lines, n int) {
 
 // count sums a batch per input and reports it once: per-line counter updates cost more than
 // the rest of the bookkeeping.
-func (m *Metrics) count(items []item, report func(in Input, lines, n int)) {
+func (m *Metrics) count(entries []entry, report func(in Input, lines, n int)) {
 	var lines, bytes [numInputs]int
-	for i := range items {
-		lines[items[i].input]++
-		bytes[items[i].input] += items[i].n
+	for i := range entries {
+		lines[entries[i].input]++
+		bytes[entries[i].input] += int(entries[i].n)
 	}
 	for in := range numInputs {
 		if lines[in] > 0 {

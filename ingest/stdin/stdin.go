@@ -55,12 +55,12 @@ func Run(ctx context.Context, r io.Reader, host, dialect string, maxLine int, ou
 		}
 		return h
 	}
-	shared := hdr(0)
-	var n int
+	var shared []kafka.Header
 	line := make([]byte, 0, 4096)
 	for {
 		line = line[:0]
 		total, term := 0, 0
+		buffered := br.Buffered()
 		var err error
 		for {
 			var frag []byte
@@ -85,14 +85,18 @@ func Run(ctx context.Context, r io.Reader, host, dialect string, maxLine int, ou
 			c.Read(produce.InputStdin, 1, total)
 			orig := total - term // the line's length without its terminator
 			content := orig
+			// ingest_time is when the line was read from the source: lines that were already
+			// in the buffer share the headers of the read that brought them; a line that
+			// needed a new read gets fresh ones (a slow pipe must not stamp a line with the
+			// time of an earlier one, and a fast one costs a clock read per 256 KiB).
+			if total > buffered || shared == nil {
+				shared = hdr(0)
+			}
 			h := shared
 			if orig > maxLine {
 				content = maxLine
 				h = hdr(orig)
 				c.Truncated(produce.InputStdin)
-			}
-			if n++; n%4096 == 0 {
-				shared = hdr(0) // refresh ingest_time now and then
 			}
 			if serr := out.Send(ctx, produce.InputStdin, host, h, line[:content], nil, 0); serr != nil {
 				return serr

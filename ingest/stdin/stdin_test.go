@@ -3,6 +3,7 @@ package stdin
 import (
 	"bytes"
 	"context"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,5 +57,49 @@ func TestRun(t *testing.T) {
 	}
 	if s := p.String(); !strings.HasPrefix(s, "5 lines, ") || !bytes.Contains([]byte(s), []byte("lines/s")) {
 		t.Errorf("progress line %q", s)
+	}
+}
+
+type timeRec struct{ times []time.Time }
+
+func (r *timeRec) Send(_ context.Context, _ produce.Input, _ string, h []kafka.Header, _ []byte, _ produce.Acker, _ uint64) error {
+	for _, x := range h {
+		if x.Key == wire.HeaderIngestTime {
+			ts, err := time.Parse(wire.IngestTimeLayout, string(x.Value))
+			if err != nil {
+				return err
+			}
+			r.times = append(r.times, ts)
+		}
+	}
+	return nil
+}
+
+// TestIngestTimeIsWhenTheLineWasRead: on a slow pipe each line carries the time it arrived,
+// not the time of an earlier line (headers used to be refreshed only every 4096 lines).
+func TestIngestTimeIsWhenTheLineWasRead(t *testing.T) {
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte("a\nb\n")) // one read: both lines
+		time.Sleep(120 * time.Millisecond)
+		pw.Write([]byte("c\n"))
+		time.Sleep(120 * time.Millisecond)
+		pw.Write([]byte("d"))
+		pw.Close()
+	}()
+	r := &timeRec{}
+	if err := Run(context.Background(), pr, "mx1", "", 1000, r, produce.NewMetrics(nil), &Progress{Start: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.times) != 4 {
+		t.Fatalf("%d ingest times, want 4", len(r.times))
+	}
+	if !r.times[1].Equal(r.times[0]) {
+		t.Errorf("lines of one read stamped %v and %v", r.times[0], r.times[1])
+	}
+	for i := 2; i < 4; i++ {
+		if d := r.times[i].Sub(r.times[i-1]); d < 100*time.Millisecond {
+			t.Errorf("line %d read 120 ms after line %d but stamped only %v later", i, i-1, d)
+		}
 	}
 }

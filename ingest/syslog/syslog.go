@@ -107,6 +107,8 @@ type Receiver struct {
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	open map[net.Conn]struct{}
+	// fallback is cfg.Host, the host of messages without one in their header.
+	fallback []byte
 }
 
 // Listen opens the sockets (so the caller learns of a busy port at once).
@@ -123,7 +125,7 @@ func Listen(cfg Config, out Sender) (*Receiver, error) {
 	if cfg.Counters == nil {
 		cfg.Counters = produce.NewMetrics(nil)
 	}
-	r := &Receiver{cfg: cfg, out: out, log: cfg.Logger, m: cfg.Metrics, c: cfg.Counters, open: map[net.Conn]struct{}{}}
+	r := &Receiver{cfg: cfg, out: out, log: cfg.Logger, m: cfg.Metrics, c: cfg.Counters, open: map[net.Conn]struct{}{}, fallback: []byte(cfg.Host)}
 	if cfg.UDP != "" {
 		a, err := net.ResolveUDPAddr("udp", cfg.UDP)
 		if err != nil {
@@ -197,7 +199,7 @@ func (r *Receiver) serveUDP(ctx context.Context) {
 		}
 		msg := bytes.TrimRight(buf[:n], "\r\n\x00")
 		r.c.Read(produce.InputSyslogUDP, 1, n)
-		if err := r.send(ctx, produce.InputSyslogUDP, msg, 0); err != nil {
+		if err := r.send(ctx, produce.InputSyslogUDP, msg, 0, nil, 0); err != nil {
 			return
 		}
 	}
@@ -239,8 +241,10 @@ func (r *Receiver) serveTCP(ctx context.Context) {
 // starts an octet count ("LEN SP MSG"), anything else is newline-terminated. A message is
 // sent (and blocks) before the next is read: that is the backpressure.
 func (r *Receiver) serveConn(ctx context.Context, c net.Conn) error {
-	br := bufio.NewReaderSize(c, 64<<10)
+	cr := &countingReader{r: c}
+	br := bufio.NewReaderSize(cr, 64<<10)
 	line := make([]byte, 0, 4096)
+	var hc headerCache
 	for {
 		if r.cfg.IdleTimeout > 0 {
 			c.SetReadDeadline(time.Now().Add(r.cfg.IdleTimeout))
@@ -271,7 +275,7 @@ func (r *Receiver) serveConn(ctx context.Context, c net.Conn) error {
 			continue // empty line between messages
 		}
 		r.c.Read(produce.InputSyslogTCP, 1, len(line))
-		if err := r.send(ctx, produce.InputSyslogTCP, msg, orig); err != nil {
+		if err := r.send(ctx, produce.InputSyslogTCP, msg, orig, &hc, cr.reads); err != nil {
 			return err
 		}
 	}
@@ -339,11 +343,43 @@ func (r *Receiver) readNewline(br *bufio.Reader, dst []byte) ([]byte, int, error
 	}
 }
 
-func (r *Receiver) send(ctx context.Context, in produce.Input, msg []byte, orig int) error {
-	host, rfc := Host(msg)
-	if host == "" {
-		host = r.cfg.Host
+// countingReader counts the reads from a connection: a message that needed none since the
+// last headers were built was received at the same moment as the message before it.
+type countingReader struct {
+	r     io.Reader
+	reads uint64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
+}
+
+// headerCache holds the headers of a connection's last message. The next message shares
+// them when it arrived in the same read (same ingest_time) from the same host with the same
+// RFC, which is the common case for a busy forwarder: it saves a header slice, the host
+// string and the time formatting per message. Shared slices are never modified (the producer
+// keeps them until Kafka acknowledges the line).
+type headerCache struct {
+	host, rfc string
+	readNo    uint64
+	h         []kafka.Header
+}
+
+// send ships one message; hc (nil for UDP) and readNo let messages of one TCP read share
+// headers.
+func (r *Receiver) send(ctx context.Context, in produce.Input, msg []byte, orig int, hc *headerCache, readNo uint64) error {
+	hb, rfc := hostBytes(msg)
+	if len(hb) == 0 {
+		hb = r.fallback
 	}
+	if orig == 0 && len(msg) > r.cfg.MaxLine { // UDP
+		orig, msg = len(msg), msg[:r.cfg.MaxLine]
+	}
+	if orig == 0 && hc != nil && hc.h != nil && hc.readNo == readNo && hc.rfc == rfc && hc.host == string(hb) {
+		return r.out.Send(ctx, in, hc.host, hc.h, msg, nil, 0)
+	}
+	host := string(hb)
 	h := make([]kafka.Header, 0, 6)
 	h = append(h,
 		kafka.Header{Key: wire.HeaderHost, Value: []byte(host)},
@@ -354,12 +390,11 @@ func (r *Receiver) send(ctx context.Context, in produce.Input, msg []byte, orig 
 	if rfc != "" {
 		h = append(h, kafka.Header{Key: wire.HeaderSyslog, Value: []byte(rfc)})
 	}
-	if orig == 0 && len(msg) > r.cfg.MaxLine { // UDP
-		orig, msg = len(msg), msg[:r.cfg.MaxLine]
-	}
 	if orig > 0 {
 		h = append(h, kafka.Header{Key: wire.HeaderTruncated, Value: []byte(strconv.Itoa(orig))})
 		r.c.Truncated(in)
+	} else if hc != nil {
+		*hc = headerCache{host: host, rfc: rfc, readNo: readNo, h: h}
 	}
 	return r.out.Send(ctx, in, host, h, msg, nil, 0)
 }
@@ -370,37 +405,44 @@ func (r *Receiver) send(ctx context.Context, in produce.Input, msg []byte, orig 
 //	RFC 5424: <PRI>1 TIMESTAMP HOSTNAME APP-NAME ...   ("-" is a nil host)
 //	RFC 3164: <PRI>Mmm dd hh:mm:ss HOSTNAME TAG: ...   (also with an RFC 3339 timestamp)
 func Host(msg []byte) (host, rfc string) {
+	h, rfc := hostBytes(msg)
+	return string(h), rfc
+}
+
+// hostBytes is Host without allocating: the host is a sub-slice of msg.
+func hostBytes(msg []byte) (host []byte, rfc string) {
+	var fb [3][]byte
 	rest := msg
 	if len(rest) > 0 && rest[0] == '<' {
 		i := bytes.IndexByte(rest, '>')
 		if i < 2 || i > 4 {
-			return "", ""
+			return nil, ""
 		}
 		rest = rest[i+1:]
 	}
 	if len(rest) > 2 && rest[0] >= '1' && rest[0] <= '9' && rest[1] == ' ' {
-		f := fields(rest, 3)
+		f := fields(rest, fb[:0:3])
 		if len(f) == 3 && string(f[2]) != "-" {
-			return string(f[2]), wire.SyslogRFC5424
+			return f[2], wire.SyslogRFC5424
 		}
-		return "", wire.SyslogRFC5424
+		return nil, wire.SyslogRFC5424
 	}
 	if len(rest) >= 16 && isMonth(rest[:3]) && rest[3] == ' ' && rest[6] == ' ' && rest[9] == ':' && rest[15] == ' ' {
-		f := fields(rest[16:], 2)
+		f := fields(rest[16:], fb[:0:2])
 		if len(f) == 2 && !bytes.HasSuffix(f[0], []byte(":")) {
-			return string(f[0]), wire.SyslogRFC3164
+			return f[0], wire.SyslogRFC3164
 		}
-		return "", wire.SyslogRFC3164
+		return nil, wire.SyslogRFC3164
 	}
-	if f := fields(rest, 3); len(f) == 3 && len(f[0]) >= 19 && f[0][4] == '-' && f[0][10] == 'T' {
-		return string(f[1]), wire.SyslogRFC3164
+	if f := fields(rest, fb[:0:3]); len(f) == 3 && len(f[0]) >= 19 && f[0][4] == '-' && f[0][10] == 'T' {
+		return f[1], wire.SyslogRFC3164
 	}
-	return "", ""
+	return nil, ""
 }
 
-func fields(b []byte, n int) [][]byte {
-	var out [][]byte
-	for len(out) < n {
+// fields appends up to cap(out) space-separated words of b to out, without allocating.
+func fields(b []byte, out [][]byte) [][]byte {
+	for len(out) < cap(out) {
 		b = bytes.TrimLeft(b, " ")
 		if len(b) == 0 {
 			break

@@ -1,12 +1,15 @@
 package syslog
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,7 +64,7 @@ func (r *recorder) wait(t *testing.T, n int) []msg {
 	return nil
 }
 
-func serve(t *testing.T, cfg Config, out Sender) *Receiver {
+func serve(t testing.TB, cfg Config, out Sender) *Receiver {
 	t.Helper()
 	r, err := Listen(cfg, out)
 	if err != nil {
@@ -248,4 +251,115 @@ func TestBrokenOctetCountClosesOnlyThatConnection(t *testing.T) {
 	if _, err := c1.Read(make([]byte, 1)); err == nil {
 		t.Fatal("connection with a broken octet count stayed open")
 	}
+}
+
+// TestTCPHeadersPerHostAndRead: messages of one TCP stream may share headers, but each still
+// carries its own host, RFC and truncation, and a message that arrived later carries a later
+// ingest_time.
+func TestTCPHeadersPerHostAndRead(t *testing.T) {
+	rec := &recorder{}
+	c := cfg()
+	c.MaxLine = 100
+	r := serve(t, c, rec)
+	conn, err := net.Dial("tcp", r.TCPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := "<13>Mar  9 01:02:03 mxA prog: " + strings.Repeat("x", 200)
+	conn.Write([]byte("<13>Mar  9 01:02:03 mxA prog: 1\n<13>Mar  9 01:02:03 mxA prog: 2\n" +
+		"<13>1 2026-03-09T11:10:37Z mxB app - - - 3\n" + long + "\n<13>Mar  9 01:02:03 mxA prog: 5\nheaderless 6\n"))
+	time.Sleep(150 * time.Millisecond)
+	conn.Write([]byte("<13>Mar  9 01:02:03 mxA prog: 7\n"))
+	conn.Close()
+	got := rec.wait(t, 7)
+	want := []struct{ host, rfc, trunc string }{
+		{"mxA", "rfc3164", ""}, {"mxA", "rfc3164", ""}, {"mxB", "rfc5424", ""}, {"mxA", "rfc3164", "230"},
+		{"mxA", "rfc3164", ""}, {"collector", "", ""}, {"mxA", "rfc3164", ""},
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.host != w.host || g.h[wire.HeaderHost] != w.host || g.h[wire.HeaderSyslog] != w.rfc || g.h[wire.HeaderTruncated] != w.trunc {
+			t.Errorf("message %d: key %q headers %v, want host %q rfc %q truncated %q", i, g.host, g.h, w.host, w.rfc, w.trunc)
+		}
+	}
+	t5, err1 := time.Parse(wire.IngestTimeLayout, got[4].h[wire.HeaderIngestTime])
+	t7, err2 := time.Parse(wire.IngestTimeLayout, got[6].h[wire.HeaderIngestTime])
+	if err1 != nil || err2 != nil || t7.Sub(t5) < 100*time.Millisecond {
+		t.Errorf("message 7 arrived 150 ms after message 5 but ingest_time %v vs %v (%v, %v)", got[6].h[wire.HeaderIngestTime], got[4].h[wire.HeaderIngestTime], err1, err2)
+	}
+}
+
+type discard struct {
+	n    atomic.Int64
+	done chan struct{}
+	want int64
+}
+
+func (d *discard) Send(context.Context, produce.Input, string, []kafka.Header, []byte, produce.Acker, uint64) error {
+	if d.n.Add(1) == d.want {
+		close(d.done)
+	}
+	return nil
+}
+
+// BenchmarkTCPReceive: newline-framed RFC 3164 messages of ~200 bytes from 4 hosts over one
+// TCP connection into a Sender that discards them (the receiver's own cost, client included).
+// Baseline, same run: the same bytes over loopback TCP read by a bare bufio.ReadSlice loop.
+func BenchmarkTCPReceive(b *testing.B) {
+	var stream bytes.Buffer
+	for i := range 4096 {
+		fmt.Fprintf(&stream, "<22>Mar  9 11:10:%02d mx%d spamdyke[%d]: ALLOWED from: user%d@example.com to: rcpt@example.org origin_ip: 192.0.2.%d origin_rdns: mail.example.net auth: (unknown) encryption: TLS reason: 250_ok\n",
+			i%60, i/64%4, 10000+i, i, i%250)
+	}
+	chunk := stream.Bytes()
+	write := func(b *testing.B, addr string, n int) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		for ; n >= 4096; n -= 4096 {
+			c.Write(chunk)
+		}
+		// The rest: the first n lines.
+		rest := chunk
+		for i := 0; i < n; i++ {
+			j := bytes.IndexByte(rest, '\n')
+			rest = rest[j+1:]
+		}
+		c.Write(chunk[:len(chunk)-len(rest)])
+	}
+
+	b.Run("receiver", func(b *testing.B) {
+		d := &discard{done: make(chan struct{}), want: int64(b.N)}
+		r := serve(b, cfg(), d)
+		b.SetBytes(int64(len(chunk) / 4096))
+		b.ReportAllocs()
+		b.ResetTimer()
+		go write(b, r.TCPAddr().String(), b.N)
+		<-d.done
+	})
+	b.Run("baseline=bufio", func(b *testing.B) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		b.SetBytes(int64(len(chunk) / 4096))
+		b.ReportAllocs()
+		b.ResetTimer()
+		go write(b, l.Addr().String(), b.N)
+		c, err := l.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		br := bufio.NewReaderSize(c, 64<<10)
+		for range b.N {
+			if _, err := br.ReadSlice('\n'); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

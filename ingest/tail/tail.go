@@ -144,8 +144,12 @@ type ackState struct {
 }
 
 // Acked implements produce.Acker.
-func (a *ackState) Acked(seq uint64) {
-	off := a.t.Ack(seq)
+func (a *ackState) Acked(seq uint64) { a.AckedRange(seq, seq) }
+
+// AckedRange implements produce.RangeAcker: one lock, clock read and store update for a run
+// of lines instead of one per line.
+func (a *ackState) AckedRange(first, last uint64) {
+	off := a.t.AckRange(first, last)
 	a.mu.Lock()
 	if !a.stale && off != a.pos.Offset {
 		a.pos.Offset = off

@@ -28,12 +28,15 @@ type Ship struct {
 	FingerprintBytes int `yaml:"fingerprint_bytes"`
 	// Compression of produced batches: none, gzip, snappy, lz4, zstd.
 	Compression string `yaml:"compression"`
+	// ZstdLevel is the zstd encoder level: fastest, default, better, best.
+	ZstdLevel string `yaml:"zstd_level"`
 	// BatchBytes and Linger bound a batch by bytes and by time.
 	BatchBytes ByteSize      `yaml:"batch_bytes"`
 	Linger     time.Duration `yaml:"linger"`
 	// MaxInFlight bounds the bytes read but not yet acknowledged by Kafka.
 	MaxInFlight ByteSize `yaml:"max_in_flight"`
-	// MaxMessageBytes is the broker's message.max.bytes.
+	// MaxMessageBytes bounds one request's record set (the broker's message.max.bytes); the
+	// producer lowers it to the topic's max.message.bytes when that is smaller.
 	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
 	// BackoffMin and BackoffMax bound the retry delay while Kafka is unreachable.
 	BackoffMin   time.Duration `yaml:"backoff_min"`
@@ -74,6 +77,7 @@ func defaultShip() Ship {
 		MaxLine:            64 << 10,
 		FingerprintBytes:   1024,
 		Compression:        "zstd",
+		ZstdLevel:          "fastest",
 		BatchBytes:         2 << 20,
 		Linger:             50 * time.Millisecond,
 		MaxInFlight:        4 << 20,
@@ -148,6 +152,11 @@ func (s *Ship) validate(ps *Problems, path string) {
 	case "none", "gzip", "snappy", "lz4", "zstd":
 	default:
 		ps.add(p("compression"), "%q is not none, gzip, snappy, lz4 or zstd", s.Compression)
+	}
+	switch s.ZstdLevel {
+	case "fastest", "default", "better", "best":
+	default:
+		ps.add(p("zstd_level"), "%q is not fastest, default, better or best", s.ZstdLevel)
 	}
 	if s.BatchBytes < 1 {
 		ps.add(p("batch_bytes"), "must be positive")
