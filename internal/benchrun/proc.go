@@ -1,0 +1,208 @@
+package benchrun
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// child is one pipeline stage running as its own process of the mxtrail binary.
+type child struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	err     error
+	killed  bool
+}
+
+// startChild runs exe with args, its output going to logDir/<name>.log. env is the
+// environment the child gets.
+func startChild(name, exe string, args []string, env []string, logDir string) (*child, error) {
+	lp := filepath.Join(logDir, name+".log")
+	f, err := os.Create(lp)
+	if err != nil {
+		return nil, fmt.Errorf("create log of %s: %w", name, err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr, cmd.Env = f, f, env
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s (%s %s): %w", name, exe, strings.Join(args, " "), err)
+	}
+	c := &child{name: name, cmd: cmd, logPath: lp, done: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		f.Close()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM (the stages drain and commit on it) and waits up to grace, then kills.
+func (c *child) stop(grace time.Duration) {
+	if c.exited() {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(grace):
+		c.killed = true
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+// usage is the child's CPU (user+system) and peak RSS from wait4; valid after it exited.
+func (c *child) usage() (cpu time.Duration, maxRSSKiB int64) {
+	if c.cmd.ProcessState == nil {
+		return 0, 0
+	}
+	ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime(), 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Maxrss
+}
+
+// logTail is the last n bytes of the child's log, for error messages.
+func (c *child) logTail(n int) string {
+	b, err := os.ReadFile(c.logPath)
+	if err != nil {
+		return ""
+	}
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// procCPU is a process's user+system CPU time from /proc/<pid>/stat.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read cpu of pid %d: %w", pid, err)
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 > len(s) {
+		return 0, fmt.Errorf("pid %d: malformed stat %q", pid, s)
+	}
+	fs := strings.Fields(s[i+2:])
+	if len(fs) < 13 {
+		return 0, fmt.Errorf("pid %d: malformed stat %q", pid, s)
+	}
+	ut, err1 := strconv.ParseInt(fs[11], 10, 64)
+	st, err2 := strconv.ParseInt(fs[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("pid %d: malformed stat %q", pid, s)
+	}
+	const userHZ = 100 // sysconf(_SC_CLK_TCK) on Linux
+	return time.Duration(ut+st) * time.Second / userHZ, nil
+}
+
+// findServer locates a server process: first the pid file deploy/local wrote under stateDir,
+// checked against the command line, else a scan of /proc for a command line matching pattern.
+func findServer(pidFile string, pattern *regexp.Regexp) (int, string) {
+	if b, err := os.ReadFile(pidFile); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			if cl := cmdline(pid); pattern.MatchString(cl) {
+				return pid, cl
+			}
+		}
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cl := cmdline(pid); pattern.MatchString(cl) {
+			return pid, cl
+		}
+	}
+	return 0, ""
+}
+
+func cmdline(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return ""
+	}
+	return string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+}
+
+var (
+	kafkaProc      = regexp.MustCompile(`kafka\.Kafka\b`)
+	clickhouseProc = regexp.MustCompile(`clickhouse-server|clickhouse server`)
+	kafkaJar       = regexp.MustCompile(`kafka_2\.\d+-([0-9][0-9A-Za-z.\-]*?)\.jar`)
+)
+
+// Machine describes where the bench ran.
+type Machine struct {
+	CPU        string `json:"cpu"`
+	Cores      int    `json:"cores"`
+	RAMMiB     int64  `json:"ram_mib"`
+	Kernel     string `json:"kernel"`
+	Go         string `json:"go"`
+	Kafka      string `json:"kafka"`
+	ClickHouse string `json:"clickhouse"`
+}
+
+func machine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version(), CPU: "unknown", Kernel: "unknown"}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				m.RAMMiB = kb / 1024
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+// gitCommit is the short commit of the working tree in dir, "-dirty" when it has changes.
+func gitCommit(dir string) string {
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		c += "-dirty"
+	}
+	return c
+}
