@@ -26,7 +26,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.IntVar(&o.Lines, "lines", o.Lines, "generated log lines pushed through the pipeline")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "generator seed")
 	fs.IntVar(&o.Hosts, "hosts", o.Hosts, "generated hosts")
-	fs.IntVar(&o.Partitions, "partitions", o.Partitions, "partitions of the run's raw topic")
+	fs.IntVar(&o.Partitions, "partitions", o.Partitions, "partitions of the run's raw topic; 0: the fewest (from 12) that give each generated host its own")
 	fs.IntVar(&o.GrokSample, "grok-sample", o.GrokSample, "lines timed through the default-pattern grok baseline")
 	stateDir := os.Getenv("MXTRAIL_STATE_DIR")
 	if stateDir == "" {
@@ -40,6 +40,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.BoolVar(&o.Keep, "keep", false, "keep the run's topics, database and directory (to inspect the stages' logs)")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the pipeline run")
 	fs.DurationVar(&o.Quiet, "quiet", o.Quiet, "stop waiting for missing sessions after this long without a new row")
+	fs.DurationVar(&o.IdleAdvance, "idle-advance", o.IdleAdvance, "enricher idle advance on its 200x idle clock (10m = 3 s quiet closes the last sessions)")
 	fs.DurationVar(&o.Poll, "poll", o.Poll, "poll interval of ClickHouse and Kafka (the latency's resolution)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

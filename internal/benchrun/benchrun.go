@@ -49,15 +49,18 @@ import (
 // refused: the bench measures the real one).
 type Options struct {
 	Exe        string        // the mxtrail binary the stages run as (os.Executable)
+	ExeEnv     []string      // extra environment of the stages (tests run their own binary as mxtrail)
 	Config     config.Config // effective configuration (file + environment); stage tuning comes from it
 	ClickHouse chsink.ConnConfig
 	Transport  *kafka.Transport // TLS/SASL for the bench's own admin requests; nil: plain
 
-	Lines      int    // lines to generate (approximate; the generator's count is used)
-	Seed       uint64 // generator seed
-	Hosts      int    // generated hosts (products round-robin)
-	Partitions int    // partitions of the raw topic
-	GrokSample int    // lines timed through the grok baseline (it is slow)
+	Lines int    // lines to generate (approximate; the generator's count is used)
+	Seed  uint64 // generator seed
+	Hosts int    // generated hosts (products round-robin)
+	// Partitions of the raw topic; 0: the fewest from MinPartitions up that give every host
+	// its own partition (see hostPartitions).
+	Partitions int
+	GrokSample int // lines timed through the grok baseline (it is slow)
 
 	DataDir    string // generated fleets are cached here, one directory per seed/size/year
 	WorkDir    string // per-run files (configs, logs, checkpoints); a temp dir when empty
@@ -69,16 +72,21 @@ type Options struct {
 	Poll         time.Duration // ClickHouse/Kafka poll interval (latency resolution)
 	LatencyEvery int64         // sample sessions whose last raw offset is divisible by this; 0: automatic
 	Quiet        time.Duration // give up waiting for more rows after this long without progress
-	Timeout      time.Duration // bound on the whole pipeline run
-	Keep         bool          // keep topics, database and run dir
-	Progress     io.Writer     // live progress lines; nil: none
-	Now          func() time.Time
+	// IdleAdvance is the enricher's idle advance on a clock running 200x: once a partition has
+	// been quiet this long/200 of wall time, its watermark follows that clock and closes the
+	// last sessions (idle timeout + lateness of event time) seconds after the input ended. A
+	// partition starved of CPU longer than that would close sessions early and split them.
+	IdleAdvance time.Duration
+	Timeout     time.Duration // bound on the whole pipeline run
+	Keep        bool          // keep topics, database and run dir
+	Progress    io.Writer     // live progress lines; nil: none
+	Now         func() time.Time
 }
 
 // Defaults are the flag defaults of `mxtrail bench`.
 func Defaults() Options {
-	return Options{Lines: 2_000_000, Seed: 1, Hosts: 10, Partitions: 12, GrokSample: 50_000,
-		Poll: 250 * time.Millisecond, Quiet: 60 * time.Second, Timeout: 30 * time.Minute}
+	return Options{Lines: 2_000_000, Seed: 1, Hosts: 10, GrokSample: 50_000,
+		Poll: 250 * time.Millisecond, Quiet: 60 * time.Second, Timeout: 30 * time.Minute, IdleAdvance: 10 * time.Minute}
 }
 
 // Validate reports every problem at once.
@@ -99,8 +107,8 @@ func (o *Options) Validate() error {
 	if o.Hosts < 1 {
 		errs = append(errs, fmt.Errorf("hosts %d: must be positive", o.Hosts))
 	}
-	if o.Partitions < 1 {
-		errs = append(errs, fmt.Errorf("partitions %d: must be positive", o.Partitions))
+	if o.Partitions < 0 {
+		errs = append(errs, fmt.Errorf("partitions %d: must be positive (0: automatic)", o.Partitions))
 	}
 	if o.GrokSample < 100 {
 		errs = append(errs, fmt.Errorf("grok sample %d: must be at least 100", o.GrokSample))
@@ -108,8 +116,8 @@ func (o *Options) Validate() error {
 	if o.DataDir == "" {
 		errs = append(errs, errors.New("no data directory for the generated fleet"))
 	}
-	if o.Poll <= 0 || o.Quiet <= 0 || o.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("poll %v, quiet %v and timeout %v must be positive", o.Poll, o.Quiet, o.Timeout))
+	if o.Poll <= 0 || o.Quiet <= 0 || o.Timeout <= 0 || o.IdleAdvance <= 0 {
+		errs = append(errs, fmt.Errorf("poll %v, quiet %v, timeout %v and idle advance %v must be positive", o.Poll, o.Quiet, o.Timeout, o.IdleAdvance))
 	}
 	return errors.Join(errs...)
 }
@@ -159,6 +167,8 @@ type Correctness struct {
 	Events      int64 `json:"event_rows"`
 	DeadLetters int64 `json:"deadletter_rows"`
 	OK          bool  `json:"ok"` // 0 lost, 0 extra, 0 duplicates after dedup, unique == truth
+	// Examples describe a few lost, extra and mismatched sessions, to start an investigation.
+	Examples []string `json:"examples,omitempty"`
 }
 
 // Target is one comparison against the issue's targets.
@@ -312,7 +322,7 @@ func childEnv() []string {
 // childConfig is the run's configuration for the three stages: the user's tuning, the run's
 // topics, groups and database, the generated files, and an idle clock that closes the last
 // sessions seconds after the input ends (as the enricher's own oracle tests do).
-func childConfig(base config.Config, id, db, runDir, fleetDir string, sum *gen.Summary) config.Config {
+func childConfig(base config.Config, idleAdvance time.Duration, id, db, runDir, fleetDir string, sum *gen.Summary) config.Config {
 	c := base
 	c.Kafka.Topics = config.Topics{Raw: "mxtrail.bench." + id + ".raw", Sessions: "mxtrail.bench." + id + ".sessions",
 		Events: "mxtrail.bench." + id + ".events", DeadLetter: "mxtrail.bench." + id + ".deadletter"}
@@ -327,7 +337,7 @@ func childConfig(base config.Config, id, db, runDir, fleetDir string, sum *gen.S
 	c.Ship.CreateTopic = false
 	c.Enrich.Stream.GroupID = "mxtrail-bench-" + id + "-enrich"
 	c.Enrich.Stream.Lateness = max(c.Enrich.Stream.Lateness, 5*time.Minute) // generated hosts are skewed up to ±90 s
-	c.Enrich.Stream.IdleAdvance = 10 * time.Minute
+	c.Enrich.Stream.IdleAdvance = idleAdvance
 	c.Enrich.Stream.IdleClockSpeed = 200 // 10 min of idle clock = 3 s of wall clock
 	c.Sink.GroupID = "mxtrail-bench-" + id + "-sink"
 	return c
@@ -380,6 +390,17 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.Lines, res.Bytes = int64(sum.Total.Lines), sum.Total.Bytes
 
+	var hosts []string
+	for _, h := range sum.Hosts {
+		hosts = append(hosts, h.Host)
+	}
+	if o.Partitions == 0 {
+		o.Partitions = hostPartitions(hosts, MinPartitions, maxAutoPartitions)
+	}
+	if shared := sharedPartitions(hosts, o.Partitions); len(shared) > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("hosts share raw partitions (%s): replayed at full speed, one host's file can run minutes of event time ahead of another's on the same partition, move the watermark and split the other's sessions", strings.Join(shared, "; ")))
+	}
+
 	id := runID()
 	db := "mxtrail_bench_" + id
 	runDir := o.WorkDir
@@ -393,7 +414,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("run directory: %w", err)
 		}
 	}
-	cc := childConfig(o.Config, id, db, runDir, fleetDir, sum)
+	cc := childConfig(o.Config, o.IdleAdvance, id, db, runDir, fleetDir, sum)
 	res.Run = RunConfig{Lines: o.Lines, Seed: o.Seed, Hosts: o.Hosts, Partitions: o.Partitions, Brokers: cc.Kafka.Brokers,
 		ClickHouse: o.ClickHouse.Addrs, Database: db, RawTopic: cc.Kafka.Topics.Raw, GrokSample: o.GrokSample,
 		ShipCompression: cc.Ship.Compression, SinkBatchRows: cc.Sink.BatchRows}
@@ -438,17 +459,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.Machine.ClickHouse = version
 
-	env := childEnv()
+	env := append(childEnv(), o.ExeEnv...)
 	if err := runOnce(ctx, o.Exe, []string{"migrate", "--config", cfgPath}, env, runDir); err != nil {
 		return nil, err
 	}
 
 	kPid, kCmd := findServer(filepath.Join(o.StateDir, "kafka", "kafka.pid"), kafkaProc)
-	if m := kafkaJar.FindStringSubmatch(kCmd); m != nil {
-		res.Machine.Kafka = m[1]
-	} else {
-		res.Machine.Kafka = "unknown"
-	}
+	res.Machine.Kafka = kafkaVersion(kCmd)
 	cPid, _ := findServer(filepath.Join(o.StateDir, "clickhouse", "clickhouse.pid"), clickhouseProc)
 	if kPid == 0 {
 		res.Notes = append(res.Notes, "broker process not found on this machine: its CPU is not measured")
@@ -778,13 +795,32 @@ func correctness(ctx context.Context, conn driver.Conn, db string, truth []gen.T
 	cmp := gen.Compare(truth, recs)
 	c.Matched, c.Agree, c.Mismatched, c.Lost, c.Extra = cmp.Matched, cmp.Agree, len(cmp.Mismatches), len(cmp.Missing), len(cmp.Extra)
 	c.OK = c.Lost == 0 && c.Extra == 0 && c.DupAfter == 0 && c.Unique == int64(c.Truth)
+	for i, t := range cmp.Missing {
+		if i == 3 {
+			break
+		}
+		c.Examples = append(c.Examples, fmt.Sprintf("lost: %s %s key %q start %s outcome %s (%d lines)", t.Host, t.Product, t.SessionKey, t.StartTime.Format(time.RFC3339), t.Outcome, t.Lines))
+	}
+	for i, ri := range cmp.Extra {
+		if i == 3 {
+			break
+		}
+		r := &recs[ri]
+		c.Examples = append(c.Examples, fmt.Sprintf("extra: %s %s key %q start %s outcome %s closed by %s, %d events", r.Host, r.Product, r.SessionKey, r.StartTime.Format(time.RFC3339), r.Outcome, r.ClosedBy, r.EventCount))
+	}
+	for i, m := range cmp.Mismatches {
+		if i == 3 {
+			break
+		}
+		c.Examples = append(c.Examples, fmt.Sprintf("mismatch: %s %s key %q start %s: %s want %s got %s", m.Truth.Host, m.Truth.Product, m.Truth.SessionKey, m.Truth.StartTime.Format(time.RFC3339), m.Field, m.Want, m.Got))
+	}
 	return c, nil
 }
 
 // sessionRecords reads the deduplicated rows back as records, with the fields gen.Compare pairs
 // and checks on.
 func sessionRecords(ctx context.Context, conn driver.Conn, db string) ([]record.Session, error) {
-	rows, err := conn.Query(ctx, "SELECT host, product, session_key, start_time, outcome, permanent, delivery, rcpt_address, rcpt_outcome FROM "+db+".sessions FINAL")
+	rows, err := conn.Query(ctx, "SELECT host, product, session_key, start_time, outcome, permanent, delivery, rcpt_address, rcpt_outcome, closed_by, event_count FROM "+db+".sessions FINAL")
 	if err != nil {
 		return nil, fmt.Errorf("read sessions back: %w", err)
 	}
@@ -792,13 +828,15 @@ func sessionRecords(ctx context.Context, conn driver.Conn, db string) ([]record.
 	var out []record.Session
 	for rows.Next() {
 		var r record.Session
-		var outcome, delivery string
+		var outcome, delivery, closedBy string
 		var perm uint8
+		var events uint32
 		var addrs, outs []string
-		if err := rows.Scan(&r.Host, &r.Product, &r.SessionKey, &r.StartTime, &outcome, &perm, &delivery, &addrs, &outs); err != nil {
+		if err := rows.Scan(&r.Host, &r.Product, &r.SessionKey, &r.StartTime, &outcome, &perm, &delivery, &addrs, &outs, &closedBy, &events); err != nil {
 			return nil, fmt.Errorf("read sessions back: %w", err)
 		}
 		r.Outcome, r.Delivery, r.Permanent = record.Outcome(outcome), record.Delivery(delivery), perm != 0
+		r.ClosedBy, r.EventCount = record.ClosedBy(closedBy), int(events)
 		for i := range addrs {
 			rc := record.Recipient{Address: addrs[i]}
 			if i < len(outs) {

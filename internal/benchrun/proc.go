@@ -157,6 +157,32 @@ var (
 	kafkaJar       = regexp.MustCompile(`kafka_2\.\d+-([0-9][0-9A-Za-z.\-]*?)\.jar`)
 )
 
+// kafkaVersion reads the broker's version from the kafka_2.x-<version>.jar on its class path
+// (deploy/local starts it with a directory wildcard, so the jar is looked up there).
+func kafkaVersion(cmd string) string {
+	if m := kafkaJar.FindStringSubmatch(cmd); m != nil {
+		return m[1]
+	}
+	f := strings.Fields(cmd)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] != "-cp" && f[i] != "-classpath" {
+			continue
+		}
+		for _, e := range strings.Split(f[i+1], ":") {
+			if !strings.HasSuffix(e, "*") {
+				continue
+			}
+			jars, _ := filepath.Glob(filepath.Join(strings.TrimSuffix(e, "*"), "kafka_2.*-*.jar"))
+			for _, j := range jars {
+				if m := kafkaJar.FindStringSubmatch(filepath.Base(j)); m != nil {
+					return m[1]
+				}
+			}
+		}
+	}
+	return "unknown"
+}
+
 // Machine describes where the bench ran.
 type Machine struct {
 	CPU        string `json:"cpu"`

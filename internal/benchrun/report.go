@@ -156,6 +156,9 @@ func Text(w io.Writer, r *Result) {
 	c := r.Correctness
 	fmt.Fprintf(w, "  correctness       %d/%d sessions, %d lost, %d extra, %d dup after dedup (%d before), %d disagree; ok=%v\n",
 		c.Unique, c.Truth, c.Lost, c.Extra, c.DupAfter, c.DupBefore, c.Mismatched, c.OK)
+	for _, e := range c.Examples {
+		fmt.Fprintf(w, "    %s\n", e)
+	}
 	fmt.Fprintf(w, "  baseline grok     %10.0f lines/s/core (enricher %.1fx, its parser %.1fx)\n", r.Grok.LinesPerCoreSec, r.Ratios.EnricherVsGrok, ratio(r.Grok.RouterLinesPerCoreSec, r.Grok.LinesPerCoreSec))
 	fmt.Fprintf(w, "  baseline native   %10.0f rows/s (sink rows/CPU-s %.2fx)\n", r.Native.RowsPerSec, r.Ratios.SinkVsNative)
 	for _, t := range r.Targets {

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxtrail/mxtrail/internal/benchrun"
+	"github.com/mxtrail/mxtrail/internal/config"
+	"github.com/mxtrail/mxtrail/internal/testenv"
+)
+
+// benchChildEnv makes this test binary behave as the mxtrail binary when the bench starts it
+// as a stage (no separate build needed).
+const benchChildEnv = "BENCHRUN_TEST_AS_MXTRAIL"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(benchChildEnv) == "1" {
+		os.Exit(dispatch(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// TestBenchIntegration runs `mxtrail bench` on 50k generated lines against the real local
+// stack: the correctness fields must show every true session once (0 lost, 0 extra, 0
+// duplicated after dedup), every figure must be present and positive, and the JSON, the
+// Markdown table and the README block must be written. Speed is not asserted (a test is no
+// benchmark, and the stages run with the race detector here).
+func TestBenchIntegration(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	chAddrs := testenv.ClickHouseAddrs(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Kafka.Brokers, cfg.ClickHouse.Addrs = brokers, chAddrs
+	o := benchrun.Defaults()
+	dir := t.TempDir()
+	o.Exe, o.ExeEnv, o.Config, o.ClickHouse = exe, []string{benchChildEnv + "=1"}, cfg, connConfig(cfg)
+	o.Lines, o.GrokSample = 50_000, 5_000
+	o.DataDir, o.WorkDir, o.StateDir, o.RepoDir = filepath.Join(dir, "data"), filepath.Join(dir, "work"), testenv.StateDir(), testenv.RepoDir()
+	o.Timeout = 10 * time.Minute
+	// the race detector slows the stages several times: a partition waiting its turn for the
+	// CPU must not look idle (60 min at 200x = 18 s of wall clock)
+	o.IdleAdvance = time.Hour
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	res, err := benchrun.Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	benchrun.Text(&sb, res)
+	t.Log("\n" + sb.String())
+
+	c := res.Correctness
+	if !c.OK || c.Lost != 0 || c.Extra != 0 || c.DupAfter != 0 || c.Unique != int64(c.Truth) || c.Matched != c.Truth || c.Truth < 5000 {
+		t.Errorf("correctness: %+v", c)
+	}
+	if c.Agree != c.Truth {
+		t.Errorf("%d of %d sessions disagree with the truth on outcome, recipients, permanence or delivery", c.Truth-c.Agree, c.Truth)
+	}
+	if res.Lines < 45_000 || res.Lines > 55_000 {
+		t.Errorf("lines %d, want about 50000", res.Lines)
+	}
+	positive := map[string]float64{
+		"lines/s": res.LinesPerSec, "wall": res.WallSeconds,
+		"kafka cpu": res.Kafka.CPUMicros, "clickhouse cpu": res.ClickHouse.CPUMicros,
+		"latency samples": float64(res.Latency.Samples), "p50": res.Latency.P50ms,
+		"grok lines/s": res.Grok.LinesPerCoreSec, "router lines/s": res.Grok.RouterLinesPerCoreSec,
+		"native rows/s": res.Native.RowsPerSec, "enricher vs grok": res.Ratios.EnricherVsGrok,
+		"sink vs native": res.Ratios.SinkVsNative, "ram": float64(res.Machine.RAMMiB), "cores": float64(res.Machine.Cores),
+	}
+	if len(res.Stages) != 3 {
+		t.Fatalf("stages: %+v", res.Stages)
+	}
+	for _, s := range res.Stages {
+		positive[s.Name+" cpu µs"], positive[s.Name+" rss"], positive[s.Name+" units"] = s.CPUMicros, s.PeakRSSMiB, float64(s.Units)
+		if s.Killed {
+			t.Errorf("%s did not stop on SIGTERM", s.Name)
+		}
+	}
+	for k, v := range positive {
+		if !(v > 0) {
+			t.Errorf("%s = %v, want > 0", k, v)
+		}
+	}
+	if res.Latency.P99ms < res.Latency.P50ms || res.Latency.Maxms < res.Latency.P99ms {
+		t.Errorf("latency quantiles out of order: %+v", res.Latency)
+	}
+	if res.Native.Rows != c.Final {
+		t.Errorf("native baseline inserted %d rows, the table holds %d", res.Native.Rows, c.Final)
+	}
+	if res.Grok.RouterParsed == 0 || res.Grok.Matched == 0 {
+		t.Errorf("baseline parsed nothing: %+v", res.Grok)
+	}
+	for k, v := range map[string]string{"kafka": res.Machine.Kafka, "clickhouse": res.Machine.ClickHouse, "cpu": res.Machine.CPU, "kernel": res.Machine.Kernel, "commit": res.Commit, "bottleneck": res.Bottleneck} {
+		if v == "" || v == "unknown" {
+			t.Errorf("%s is %q", k, v)
+		}
+	}
+	if len(res.Targets) != 6 {
+		t.Errorf("targets: %+v", res.Targets)
+	}
+
+	results := filepath.Join(dir, "results")
+	jp, mp, err := benchrun.Write(results, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(jp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back benchrun.Result
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("results JSON does not parse: %v", err)
+	}
+	if !reflect.DeepEqual(back.Correctness, res.Correctness) || back.LinesPerSec != res.LinesPerSec || len(back.Stages) != 3 {
+		t.Errorf("results JSON lost figures: %+v", back)
+	}
+	md, err := os.ReadFile(mp)
+	if err != nil || !strings.Contains(string(md), "| end to end") || !strings.Contains(string(md), "Bottleneck:") {
+		t.Errorf("latest.md: %v\n%s", err, md)
+	}
+	// nothing left behind on the shared servers
+	if _, err := os.Stat(filepath.Join(o.WorkDir)); err == nil {
+		if ents, _ := os.ReadDir(o.WorkDir); len(ents) > 0 {
+			t.Errorf("run directory left behind: %v", ents)
+		}
+	}
+}
