@@ -41,6 +41,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the pipeline run")
 	fs.DurationVar(&o.Quiet, "quiet", o.Quiet, "stop waiting for missing sessions after this long without a new row")
 	fs.DurationVar(&o.IdleAdvance, "idle-advance", o.IdleAdvance, "enricher idle advance on its 200x idle clock (10m = 3 s quiet closes the last sessions)")
+	fs.DurationVar(&o.Background, "background", o.Background, "window measuring the servers' CPU before the run, subtracted as others' load (0: none)")
 	fs.DurationVar(&o.Poll, "poll", o.Poll, "poll interval of ClickHouse and Kafka (the latency's resolution)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

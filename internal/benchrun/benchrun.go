@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -72,6 +73,7 @@ type Options struct {
 	Poll         time.Duration // ClickHouse/Kafka poll interval (latency resolution)
 	LatencyEvery int64         // sample sessions whose last raw offset is divisible by this; 0: automatic
 	Quiet        time.Duration // give up waiting for more rows after this long without progress
+	Background   time.Duration // window measuring the servers' CPU before the run (subtracted); 0: none
 	// IdleAdvance is the enricher's idle advance on a clock running 200x: once a partition has
 	// been quiet this long/200 of wall time, its watermark follows that clock and closes the
 	// last sessions (idle timeout + lateness of event time) seconds after the input ended. A
@@ -86,7 +88,7 @@ type Options struct {
 // Defaults are the flag defaults of `mxtrail bench`.
 func Defaults() Options {
 	return Options{Lines: 2_000_000, Seed: 1, Hosts: 10, GrokSample: 50_000,
-		Poll: 250 * time.Millisecond, Quiet: 60 * time.Second, Timeout: 30 * time.Minute, IdleAdvance: 10 * time.Minute}
+		Poll: 250 * time.Millisecond, Quiet: 60 * time.Second, Background: 3 * time.Second, Timeout: 30 * time.Minute, IdleAdvance: 10 * time.Minute}
 }
 
 // Validate reports every problem at once.
@@ -116,6 +118,9 @@ func (o *Options) Validate() error {
 	if o.DataDir == "" {
 		errs = append(errs, errors.New("no data directory for the generated fleet"))
 	}
+	if o.Background < 0 {
+		errs = append(errs, fmt.Errorf("background window %v: must not be negative", o.Background))
+	}
 	if o.Poll <= 0 || o.Quiet <= 0 || o.Timeout <= 0 || o.IdleAdvance <= 0 {
 		errs = append(errs, fmt.Errorf("poll %v, quiet %v, timeout %v and idle advance %v must be positive", o.Poll, o.Quiet, o.Timeout, o.IdleAdvance))
 	}
@@ -137,8 +142,14 @@ type Stage struct {
 // Server is the CPU a server process used during the pipeline run.
 type Server struct {
 	Pid        int     `json:"pid"`
-	CPUSeconds float64 `json:"cpu_s"`
+	CPUSeconds float64 `json:"cpu_s"` // raw less background
 	CPUMicros  float64 `json:"cpu_us_per_line"`
+	// RawCPUSeconds is all the CPU the process used during the run; BackgroundCPUSeconds the
+	// part attributed to others: its rate in the seconds before the run (BackgroundCores)
+	// times the run's duration. On a machine to itself both are about zero.
+	RawCPUSeconds        float64 `json:"raw_cpu_s"`
+	BackgroundCores      float64 `json:"background_cores"`
+	BackgroundCPUSeconds float64 `json:"background_cpu_s"`
 }
 
 // Latency is ingest time to row visible in ClickHouse over the sampled sessions.
@@ -473,8 +484,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if cPid == 0 {
 		res.Notes = append(res.Notes, "clickhouse-server process not found on this machine: its CPU is not measured")
 	}
+	// The servers may be shared (other tests, other users): their CPU rate over a short window
+	// before the run is taken as background and subtracted from what they used during it.
+	kb, cb := backgroundCPU(ctx, kPid, cPid, o.Background)
 	k0, _ := cpuOf(kPid)
 	c0, _ := cpuOf(cPid)
+	t0 := time.Now()
 
 	children := map[string]*child{}
 	stopAll := func() {
@@ -509,6 +524,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	k1, _ := cpuOf(kPid)
 	c1, _ := cpuOf(cPid)
+	during := time.Since(t0)
 	res.MaxLag.Enrich, res.MaxLag.Sink = w.maxEnrichLag, w.maxSinkLag
 
 	// correctness
@@ -531,8 +547,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		res.Stages = append(res.Stages, st)
 	}
-	res.Kafka = serverCPU(kPid, k0, k1, res.Lines)
-	res.ClickHouse = serverCPU(cPid, c0, c1, res.Lines)
+	res.Kafka = serverCPU(kPid, k0, k1, kb, during, res.Lines)
+	res.ClickHouse = serverCPU(cPid, c0, c1, cb, during, res.Lines)
+	for _, s := range []struct {
+		name string
+		s    Server
+	}{{"Kafka broker", res.Kafka}, {"ClickHouse server", res.ClickHouse}} {
+		if s.s.BackgroundCPUSeconds > 0.2*s.s.RawCPUSeconds && s.s.RawCPUSeconds > 0 {
+			res.Notes = append(res.Notes, fmt.Sprintf("the %s was busy before the run (%.2f cores): %.1f of its %.1f CPU-s during the run are counted as someone else's; its figure is an estimate", s.name, s.s.BackgroundCores, s.s.BackgroundCPUSeconds, s.s.RawCPUSeconds))
+		}
+	}
 
 	// wall clock and latency from the raw records' ingest times
 	want := map[int][]int64{}
@@ -594,27 +618,53 @@ func cpuOf(pid int) (time.Duration, error) {
 	return procCPU(pid)
 }
 
-func serverCPU(pid int, before, after time.Duration, lines int64) Server {
-	s := Server{Pid: pid}
+// backgroundCPU is the CPU rate (cores) of the two server processes over window, before the
+// pipeline starts.
+func backgroundCPU(ctx context.Context, kPid, cPid int, window time.Duration) (kafka, clickhouse float64) {
+	if window <= 0 {
+		return 0, 0
+	}
+	k0, kerr := cpuOf(kPid)
+	c0, cerr := cpuOf(cPid)
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return 0, 0
+	case <-time.After(window):
+	}
+	k1, _ := cpuOf(kPid)
+	c1, _ := cpuOf(cPid)
+	el := time.Since(t0).Seconds()
+	if kerr == nil && k1 > k0 {
+		kafka = (k1 - k0).Seconds() / el
+	}
+	if cerr == nil && c1 > c0 {
+		clickhouse = (c1 - c0).Seconds() / el
+	}
+	return kafka, clickhouse
+}
+
+// serverCPU is what a server used during the run: its CPU between before and after, less its
+// background rate (cores) over the run's duration.
+func serverCPU(pid int, before, after time.Duration, background float64, during time.Duration, lines int64) Server {
+	s := Server{Pid: pid, BackgroundCores: background}
 	if pid == 0 || after < before {
 		return s
 	}
-	s.CPUSeconds = (after - before).Seconds()
+	s.RawCPUSeconds = (after - before).Seconds()
+	s.BackgroundCPUSeconds = min(background*during.Seconds(), s.RawCPUSeconds)
+	s.CPUSeconds = s.RawCPUSeconds - s.BackgroundCPUSeconds
 	if lines > 0 {
 		s.CPUMicros = s.CPUSeconds * 1e6 / float64(lines)
 	}
 	return s
 }
 
+// quantile is the nearest-rank q-quantile of sorted (the smallest value with at least q of
+// the samples at or below it).
 func quantile(sorted []float64, q float64) float64 {
-	i := int(q*float64(len(sorted)) + 0.5)
-	if i >= len(sorted) {
-		i = len(sorted) - 1
-	}
-	if i > 0 && q*float64(len(sorted)) < float64(i) {
-		i--
-	}
-	return sorted[i]
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
 func runOnce(ctx context.Context, exe string, args, env []string, dir string) error {

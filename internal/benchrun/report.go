@@ -116,8 +116,8 @@ func Markdown(r *Result) string {
 		lim := map[string]float64{"ship": TargetShipMicros, "enrich": TargetEnrichMicros, "sink": TargetSinkMicros}[s.Name]
 		fmt.Fprintf(&b, "| `mxtrail %s` CPU | %.2f µs/%s (%.0f %ss per CPU-s), peak RSS %.0f MiB | %s %s |\n", s.Name, s.CPUMicros, s.Per, s.UnitsPerCPUSecond, s.Per, s.PeakRSSMiB, tgt, mark(s.CPUMicros <= lim))
 	}
-	fmt.Fprintf(&b, "| Kafka broker CPU | %.2f µs/line | |\n", r.Kafka.CPUMicros)
-	fmt.Fprintf(&b, "| ClickHouse server CPU | %.2f µs/line | |\n", r.ClickHouse.CPUMicros)
+	fmt.Fprintf(&b, "| Kafka broker CPU | %.2f µs/line%s | |\n", r.Kafka.CPUMicros, background(r.Kafka))
+	fmt.Fprintf(&b, "| ClickHouse server CPU | %.2f µs/line%s | |\n", r.ClickHouse.CPUMicros, background(r.ClickHouse))
 	fmt.Fprintf(&b, "| latency, ingest → visible in ClickHouse | p50 %.0f ms, p99 %.0f ms (%d sampled sessions, %.0f ms polls) | |\n", r.Latency.P50ms, r.Latency.P99ms, r.Latency.Samples, r.Latency.Pollms)
 	c := r.Correctness
 	fmt.Fprintf(&b, "| correctness | %d sessions of %d true; %d lost, %d extra, %d duplicated after dedup (%d before); %d agree on outcome/recipients | 0 lost, 0 dup %s |\n",
@@ -127,6 +127,14 @@ func Markdown(r *Result) string {
 	fmt.Fprintf(&b, "| baseline (b): `clickhouse-client` Native insert of the same rows | %.0f rows/s; the sink's rows per CPU-s are %.2f× that | |\n", r.Native.RowsPerSec, r.Ratios.SinkVsNative)
 	fmt.Fprintf(&b, "\nBottleneck: %s.\n", r.Bottleneck)
 	return b.String()
+}
+
+// background says how much of a shared server's CPU was attributed to others.
+func background(s Server) string {
+	if s.BackgroundCPUSeconds < 0.05 {
+		return ""
+	}
+	return fmt.Sprintf(" (%.1f of its %.1f CPU-s during the run subtracted as others' load)", s.BackgroundCPUSeconds, s.RawCPUSeconds)
 }
 
 func ratio(a, b float64) float64 {
@@ -150,8 +158,8 @@ func Text(w io.Writer, r *Result) {
 	for _, s := range r.Stages {
 		fmt.Fprintf(w, "  %-17s %10.2f µs/%-4s %10.0f %ss/CPU-s  peak RSS %6.0f MiB\n", s.Name, s.CPUMicros, s.Per, s.UnitsPerCPUSecond, s.Per, s.PeakRSSMiB)
 	}
-	fmt.Fprintf(w, "  kafka broker      %10.2f µs/line  (%.1f CPU-s)\n", r.Kafka.CPUMicros, r.Kafka.CPUSeconds)
-	fmt.Fprintf(w, "  clickhouse server %10.2f µs/line  (%.1f CPU-s)\n", r.ClickHouse.CPUMicros, r.ClickHouse.CPUSeconds)
+	fmt.Fprintf(w, "  kafka broker      %10.2f µs/line  (%.1f CPU-s; %.1f used, %.1f background)\n", r.Kafka.CPUMicros, r.Kafka.CPUSeconds, r.Kafka.RawCPUSeconds, r.Kafka.BackgroundCPUSeconds)
+	fmt.Fprintf(w, "  clickhouse server %10.2f µs/line  (%.1f CPU-s; %.1f used, %.1f background)\n", r.ClickHouse.CPUMicros, r.ClickHouse.CPUSeconds, r.ClickHouse.RawCPUSeconds, r.ClickHouse.BackgroundCPUSeconds)
 	fmt.Fprintf(w, "  latency           p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d sessions\n", r.Latency.P50ms, r.Latency.P99ms, r.Latency.Maxms, r.Latency.Samples)
 	c := r.Correctness
 	fmt.Fprintf(w, "  correctness       %d/%d sessions, %d lost, %d extra, %d dup after dedup (%d before), %d disagree; ok=%v\n",
