@@ -6,13 +6,17 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/mxtrail/mxtrail/internal/benchrun"
 	"github.com/mxtrail/mxtrail/internal/config"
 	"github.com/mxtrail/mxtrail/internal/testenv"
+	chsink "github.com/mxtrail/mxtrail/sink/clickhouse"
 )
 
 // benchChildEnv makes this test binary behave as the mxtrail binary when the bench starts it
@@ -43,7 +47,7 @@ func TestBenchIntegration(t *testing.T) {
 	o := benchrun.Defaults()
 	dir := t.TempDir()
 	o.Exe, o.ExeEnv, o.Config, o.ClickHouse = exe, []string{benchChildEnv + "=1"}, cfg, connConfig(cfg)
-	o.Lines, o.GrokSample = 50_000, 5_000
+	o.Lines, o.GrokSample = 50_000, 1_000 // default-pattern grok runs ~500 lines/s under -race
 	o.DataDir, o.WorkDir, o.StateDir, o.RepoDir = filepath.Join(dir, "data"), filepath.Join(dir, "work"), testenv.StateDir(), testenv.RepoDir()
 	o.Timeout = 10 * time.Minute
 	// the race detector slows the stages several times: a partition waiting its turn for the
@@ -75,7 +79,7 @@ func TestBenchIntegration(t *testing.T) {
 		"latency samples": float64(res.Latency.Samples), "p50": res.Latency.P50ms,
 		"grok lines/s": res.Grok.LinesPerCoreSec, "router lines/s": res.Grok.RouterLinesPerCoreSec,
 		"native rows/s": res.Native.RowsPerSec, "enricher vs grok": res.Ratios.EnricherVsGrok,
-		"sink vs native": res.Ratios.SinkVsNative, "ram": float64(res.Machine.RAMMiB), "cores": float64(res.Machine.Cores),
+		"sink vs native": res.Ratios.SinkVsNative, "ram": float64(res.Machine.RAMMiB), "machine busy": res.MachineBusy, "cores": float64(res.Machine.Cores),
 	}
 	if len(res.Stages) != 3 {
 		t.Fatalf("stages: %+v", res.Stages)
@@ -136,7 +140,54 @@ func TestBenchIntegration(t *testing.T) {
 	if err != nil || !strings.Contains(string(md), "| end to end") || !strings.Contains(string(md), "Bottleneck:") {
 		t.Errorf("latest.md: %v\n%s", err, md)
 	}
+	readme := filepath.Join(dir, "README.md")
+	if err := os.WriteFile(readme, []byte("# x\n\n"+benchrun.ReadmeBegin+"\nold\n"+benchrun.ReadmeEnd+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := benchrun.UpdateReadme(readme, string(md)); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(readme); !strings.Contains(string(b), benchrun.ReadmeBegin+"\n"+strings.TrimSpace(string(md))+"\n"+benchrun.ReadmeEnd) {
+		t.Errorf("README block not rewritten:\n%s", b)
+	}
 	// nothing left behind on the shared servers
+	conn, err := chsink.Open(ctx, o.ClickHouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var dbs uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = '"+res.Run.Database+"'").Scan(&dbs); err != nil || dbs != 0 {
+		t.Errorf("database %s left behind (%d, %v)", res.Run.Database, dbs, err)
+	}
+	kc, err := kafka.Dial("tcp", brokers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	// all topics' metadata (asking for the topic by name would re-create it: the local broker
+	// auto-creates topics); deletion is asynchronous, so give the broker a moment
+	prefix := strings.TrimSuffix(res.Run.RawTopic, "raw")
+	for i := 0; ; i++ {
+		ps, err := kc.ReadPartitions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var left []string
+		for _, p := range ps {
+			if strings.HasPrefix(p.Topic, prefix) && !slices.Contains(left, p.Topic) {
+				left = append(left, p.Topic)
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if i == 40 {
+			t.Errorf("topics left behind: %v", left)
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 	if _, err := os.Stat(filepath.Join(o.WorkDir)); err == nil {
 		if ents, _ := os.ReadDir(o.WorkDir); len(ents) > 0 {
 			t.Errorf("run directory left behind: %v", ents)

@@ -217,9 +217,11 @@ type Result struct {
 		SinkVsNative   float64 `json:"sink_vs_native"`   // sink rows per CPU-s / Native insert rows/s
 		E2EVsNative    float64 `json:"e2e_sessions_vs_native"`
 	} `json:"ratios"`
-	Targets    []Target `json:"targets"`
-	Bottleneck string   `json:"bottleneck"`
-	Notes      []string `json:"notes,omitempty"`
+	Targets []Target `json:"targets"`
+	// MachineBusy is the share of all cores busy (any process) while the stages ran.
+	MachineBusy float64  `json:"machine_busy"`
+	Bottleneck  string   `json:"bottleneck"`
+	Notes       []string `json:"notes,omitempty"`
 }
 
 // RunConfig is what the run was asked to do.
@@ -489,6 +491,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	kb, cb := backgroundCPU(ctx, kPid, cPid, o.Background)
 	k0, _ := cpuOf(kPid)
 	c0, _ := cpuOf(cPid)
+	m0, mt0, _ := machineCPU()
 	t0 := time.Now()
 
 	children := map[string]*child{}
@@ -525,6 +528,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	k1, _ := cpuOf(kPid)
 	c1, _ := cpuOf(cPid)
 	during := time.Since(t0)
+	if m1, mt1, err := machineCPU(); err == nil && mt1 > mt0 {
+		res.MachineBusy = float64(m1-m0) / float64(mt1-mt0)
+	}
 	res.MaxLag.Enrich, res.MaxLag.Sink = w.maxEnrichLag, w.maxSinkLag
 
 	// correctness

@@ -349,6 +349,10 @@ func TestReport(t *testing.T) {
 		!strings.Contains(r.Bottleneck, "next Kafka broker") || !strings.Contains(r.Bottleneck, "not saturated") {
 		t.Errorf("bottleneck: %s", r.Bottleneck)
 	}
+	r.MachineBusy = 0.97
+	if b := bottleneck(r); !strings.Contains(b, "other processes kept the machine busy (97%") || strings.Contains(b, "not saturated") {
+		t.Errorf("contention not named: %s", b)
+	}
 	r.MaxLag.Enrich = 1_000_000
 	if b := bottleneck(r); !strings.Contains(b, "the enricher fell behind the shipper (max lag 1000000 lines)") {
 		t.Errorf("lag not named: %s", b)
@@ -386,4 +390,20 @@ func equalMaps(a, b map[string]bool) bool {
 		}
 	}
 	return true
+}
+
+func TestMachineCPU(t *testing.T) {
+	busy, total, err := parseStatCPU("cpu  100 5 50 800 40 3 2 0 0 0")
+	if err != nil || busy != 1600*time.Millisecond || total != 10*time.Second {
+		t.Errorf("busy %v total %v %v, want 1.6 s of 10 s", busy, total, err)
+	}
+	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 x 4 5 6"} {
+		if _, _, err := parseStatCPU(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	busy, total, err = machineCPU()
+	if err != nil || total <= 0 || busy < 0 || busy > total {
+		t.Errorf("this machine: busy %v of %v, %v", busy, total, err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -220,15 +221,70 @@ func machine() Machine {
 	return m
 }
 
-// gitCommit is the short commit of the working tree in dir, "-dirty" when it has changes.
+// machineCPU is the CPU time all processes of the machine used (busy = not idle, not iowait),
+// and the wall time it covers (all cores), from /proc/stat.
+func machineCPU() (busy, total time.Duration, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, fmt.Errorf("machine cpu: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseStatCPU(line)
+}
+
+// parseStatCPU reads the "cpu  user nice system idle iowait irq softirq steal ..." line.
+func parseStatCPU(line string) (busy, total time.Duration, err error) {
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("machine cpu: malformed /proc/stat line %q", line)
+	}
+	var ticks [8]int64
+	for i := 1; i < len(f) && i <= len(ticks); i++ { // guest times are already in user
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("machine cpu: malformed /proc/stat line %q", line)
+		}
+		ticks[i-1] = v
+	}
+	var all int64
+	for _, v := range ticks {
+		all += v
+	}
+	const userHZ = 100
+	idle := ticks[3] + ticks[4]
+	return time.Duration(all-idle) * time.Second / userHZ, time.Duration(all) * time.Second / userHZ, nil
+}
+
+// gitCommit is the short commit of the working tree in dir, "-dirty" when it has changes;
+// outside a work tree, the revision the binary was built from.
 func gitCommit(dir string) string {
 	out, err := exec.Command("git", "-C", dir, "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
-		return "unknown"
+		return builtCommit()
 	}
 	c := strings.TrimSpace(string(out))
 	if st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
 		c += "-dirty"
 	}
 	return c
+}
+
+func builtCommit() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	var rev, dirty string
+	for _, st := range bi.Settings {
+		switch {
+		case st.Key == "vcs.revision" && len(st.Value) >= 7:
+			rev = st.Value[:7]
+		case st.Key == "vcs.modified" && st.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	if rev == "" {
+		return "unknown"
+	}
+	return rev + dirty
 }

@@ -97,7 +97,10 @@ func bottleneck(r *Result) string {
 	if r.Correctness.Rows > 0 && r.MaxLag.Sink > r.Correctness.Rows/10 {
 		fmt.Fprintf(&b, "; the sink fell behind the enricher (max lag %d records)", r.MaxLag.Sink)
 	}
-	if busy < 0.8 {
+	switch {
+	case busy < 0.8 && r.MachineBusy >= 0.9:
+		fmt.Fprintf(&b, "; other processes kept the machine busy (%.0f%% of its cores in use during the run): contention, not the pipeline alone, bounds this run's rate", 100*r.MachineBusy)
+	case busy < 0.8:
 		b.WriteString("; the cores were not saturated, so waiting (batch age, linger, watermark, polling) bounds the rate more than CPU")
 	}
 	return b.String()
@@ -172,6 +175,7 @@ func Text(w io.Writer, r *Result) {
 	for _, t := range r.Targets {
 		fmt.Fprintf(w, "  target %-26s %-36s got %.2f %s %s\n", t.Name, t.Want, t.Got, t.Unit, map[bool]string{true: "met", false: "MISSED"}[t.Met])
 	}
+	fmt.Fprintf(w, "  machine busy      %.0f%% of %d cores during the run (every process)\n", 100*r.MachineBusy, r.Machine.Cores)
 	fmt.Fprintf(w, "  bottleneck        %s\n", r.Bottleneck)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
