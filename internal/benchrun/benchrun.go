@@ -735,6 +735,7 @@ func watch(ctx context.Context, o *Options, ka *kafkaAdmin, conn driver.Conn, cc
 			if c.exited() {
 				return nil, fmt.Errorf("mxtrail %s exited during the run: %v", n, c.err)
 			}
+			c.sampleRSS()
 		}
 		pollAt := now()
 		var count uint64

@@ -407,3 +407,41 @@ func TestMachineCPU(t *testing.T) {
 		t.Errorf("this machine: busy %v of %v, %v", busy, total, err)
 	}
 }
+
+func TestVmHWM(t *testing.T) {
+	kib, err := parseVmHWM([]byte("Name:\tmxtrail\nVmPeak:\t  900000 kB\nVmHWM:\t   61234 kB\nVmRSS:\t   50000 kB\n"))
+	if err != nil || kib != 61234 {
+		t.Errorf("got %d %v, want 61234", kib, err)
+	}
+	for _, bad := range []string{"Name:\tx\n", "VmHWM:\t lots kB\n"} {
+		if _, err := parseVmHWM([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	if kib, err := vmHWM(os.Getpid()); err != nil || kib <= 0 {
+		t.Errorf("own VmHWM: %d %v", kib, err)
+	}
+}
+
+// A stage's peak RSS is its own, not the bench's: Linux carries the parent's high-water mark
+// into a forked and exec'd child's ru_maxrss.
+func TestChildPeakRSSIsItsOwn(t *testing.T) {
+	big := make([]byte, 300<<20) // the parent's peak: 300 MiB touched
+	for i := 0; i < len(big); i += 4096 {
+		big[i] = 1
+	}
+	c, err := startChild("sleep", "/bin/sleep", []string{"5"}, os.Environ(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	c.stop(5 * time.Second)
+	_, kib := c.usage()
+	if kib <= 0 || kib > 50<<10 {
+		t.Errorf("sleep's peak RSS %d KiB (the parent touched 300 MiB)", kib)
+	}
+	if c.killed {
+		t.Error("sleep ignored SIGTERM?")
+	}
+	big[len(big)-1] = 2 // keep it alive until the child ran
+}

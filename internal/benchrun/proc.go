@@ -3,6 +3,7 @@ package benchrun
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,6 +25,38 @@ type child struct {
 	done    chan struct{}
 	err     error
 	killed  bool
+	hwmKiB  int64 // highest VmHWM seen in /proc/<pid>/status
+}
+
+// sampleRSS records the child's peak resident set so far (VmHWM). wait4's ru_maxrss cannot be
+// used: Linux carries the parent's high-water mark across fork and exec into the child's
+// maxrss, so every stage reported the bench's own peak (628 MiB each in a 2M-line run).
+func (c *child) sampleRSS() {
+	if kib, err := vmHWM(c.cmd.Process.Pid); err == nil && kib > c.hwmKiB {
+		c.hwmKiB = kib
+	}
+}
+
+// vmHWM is a process's peak resident set size in KiB, from /proc/<pid>/status.
+func vmHWM(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("read status of pid %d: %w", pid, err)
+	}
+	return parseVmHWM(b)
+}
+
+func parseVmHWM(status []byte) (int64, error) {
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("malformed VmHWM line %q: %w", l, err)
+			}
+			return kib, nil
+		}
+	}
+	return 0, errors.New("no VmHWM line in the process status")
 }
 
 // startChild runs exe with args, its output going to logDir/<name>.log. env is the
@@ -63,26 +96,33 @@ func (c *child) stop(grace time.Duration) {
 	if c.exited() {
 		return
 	}
+	c.sampleRSS()
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(grace):
-		c.killed = true
-		_ = c.cmd.Process.Kill()
-		<-c.done
+	tick := time.NewTicker(20 * time.Millisecond) // the drain on SIGTERM may still grow the peak
+	defer tick.Stop()
+	kill := time.After(grace)
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+			c.sampleRSS()
+		case <-kill:
+			c.killed = true
+			_ = c.cmd.Process.Kill()
+			<-c.done
+			return
+		}
 	}
 }
 
-// usage is the child's CPU (user+system) and peak RSS from wait4; valid after it exited.
+// usage is the child's CPU (user+system, from wait4) and peak RSS (the VmHWM samples); valid
+// after it exited.
 func (c *child) usage() (cpu time.Duration, maxRSSKiB int64) {
 	if c.cmd.ProcessState == nil {
-		return 0, 0
+		return 0, c.hwmKiB
 	}
-	ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime(), 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Maxrss
+	return c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime(), c.hwmKiB
 }
 
 // logTail is the last n bytes of the child's log, for error messages.
