@@ -79,7 +79,7 @@ func TestBenchIntegration(t *testing.T) {
 		"latency samples": float64(res.Latency.Samples), "p50": res.Latency.P50ms,
 		"grok lines/s": res.Grok.LinesPerCoreSec, "router lines/s": res.Grok.RouterLinesPerCoreSec,
 		"native rows/s": res.Native.RowsPerSec, "enricher vs grok": res.Ratios.EnricherVsGrok,
-		"sink vs native": res.Ratios.SinkVsNative, "ram": float64(res.Machine.RAMMiB), "machine busy": res.MachineBusy, "cores": float64(res.Machine.Cores),
+		"sink vs native": res.Ratios.SinkVsNative, "ram": float64(res.Machine.RAMMiB), "machine busy": res.MachineBusy, "bench cpu": res.BenchCPUSeconds, "cores": float64(res.Machine.Cores),
 	}
 	if len(res.Stages) != 3 {
 		t.Fatalf("stages: %+v", res.Stages)

@@ -328,3 +328,12 @@ func builtCommit() string {
 	}
 	return rev + dirty
 }
+
+// selfCPU is the CPU time (user+system) the bench process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

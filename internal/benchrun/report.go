@@ -175,7 +175,7 @@ func Text(w io.Writer, r *Result) {
 	for _, t := range r.Targets {
 		fmt.Fprintf(w, "  target %-26s %-36s got %.2f %s %s\n", t.Name, t.Want, t.Got, t.Unit, map[bool]string{true: "met", false: "MISSED"}[t.Met])
 	}
-	fmt.Fprintf(w, "  machine busy      %.0f%% of %d cores during the run (every process)\n", 100*r.MachineBusy, r.Machine.Cores)
+	fmt.Fprintf(w, "  machine busy      %.0f%% of %d cores during the run (every process; the bench's own polling %.1f CPU-s)\n", 100*r.MachineBusy, r.Machine.Cores, r.BenchCPUSeconds)
 	fmt.Fprintf(w, "  bottleneck        %s\n", r.Bottleneck)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
