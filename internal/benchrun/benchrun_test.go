@@ -357,8 +357,9 @@ func TestReport(t *testing.T) {
 	if b := bottleneck(r); !strings.Contains(b, "the enricher fell behind the shipper (max lag 1000000 lines)") {
 		t.Errorf("lag not named: %s", b)
 	}
+	r.Notes = []string{"the Kafka broker was busy before the run"}
 	md := Markdown(r)
-	for _, want := range []string{"commit `abc1234`", "AMD EPYC (2 cores", "Apache Kafka 4.3.1", "**100000 lines/s**", "`mxtrail enrich` CPU | 7.00 µs/line", "1.0 of its 7.0 CPU-s", "15.9×", "Bottleneck: mxtrail enrich"} {
+	for _, want := range []string{"commit `abc1234`", "AMD EPYC (2 cores", "Apache Kafka 4.3.1", "**100000 lines/s**", "`mxtrail enrich` CPU | 7.00 µs/line", "1.0 of its 7.0 CPU-s", "15.9×", "Bottleneck: mxtrail enrich", "| machine busy while the stages ran (every process) | 97% of 2 cores", "Note: the Kafka broker was busy before the run."} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
 		}

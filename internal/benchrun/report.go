@@ -128,7 +128,11 @@ func Markdown(r *Result) string {
 	fmt.Fprintf(&b, "| baseline (a): default-pattern grok in sequence | %.0f lines/s per core; the enricher does %.1f× that (its parser alone %.1f×) | |\n",
 		r.Grok.LinesPerCoreSec, r.Ratios.EnricherVsGrok, ratio(r.Grok.RouterLinesPerCoreSec, r.Grok.LinesPerCoreSec))
 	fmt.Fprintf(&b, "| baseline (b): `clickhouse-client` Native insert of the same rows | %.0f rows/s; the sink's rows per CPU-s are %.2f× that | |\n", r.Native.RowsPerSec, r.Ratios.SinkVsNative)
+	fmt.Fprintf(&b, "| machine busy while the stages ran (every process) | %.0f%% of %d cores (the bench's own polling: %.1f CPU-s) | |\n", 100*r.MachineBusy, r.Machine.Cores, r.BenchCPUSeconds)
 	fmt.Fprintf(&b, "\nBottleneck: %s.\n", r.Bottleneck)
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "\nNote: %s.\n", n)
+	}
 	return b.String()
 }
 
