@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,15 +20,18 @@ import (
 	chsink "github.com/mxtrail/mxtrail/sink/clickhouse"
 )
 
-// benchChildEnv makes this test binary behave as the mxtrail binary when the bench starts it
-// as a stage (no separate build needed).
-const benchChildEnv = "BENCHRUN_TEST_AS_MXTRAIL"
+// benchStageEnv makes this test binary behave as the mxtrail binary when the bench starts it
+// as a stage (`<test binary> -test.run=^TestBenchStageHelper$ -- enrich --config ...`), so the
+// test needs no separate build and the stages carry the race detector when the test does.
+const benchStageEnv = "MXTRAIL_BENCH_TEST_STAGE"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(benchChildEnv) == "1" {
-		os.Exit(dispatch(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+// TestBenchStageHelper is not a test: it is the entry point of the stages the bench starts
+// from this test binary.
+func TestBenchStageHelper(t *testing.T) {
+	if os.Getenv(benchStageEnv) != "1" {
+		t.Skip("entry point of the bench's stages when run by TestBenchIntegration")
 	}
-	os.Exit(m.Run())
+	os.Exit(dispatch(flag.Args(), os.Stdin, os.Stdout, os.Stderr))
 }
 
 // TestBenchIntegration runs `mxtrail bench` on 50k generated lines against the real local
@@ -46,7 +50,8 @@ func TestBenchIntegration(t *testing.T) {
 	cfg.Kafka.Brokers, cfg.ClickHouse.Addrs = brokers, chAddrs
 	o := benchrun.Defaults()
 	dir := t.TempDir()
-	o.Exe, o.ExeEnv, o.Config, o.ClickHouse = exe, []string{benchChildEnv + "=1"}, cfg, connConfig(cfg)
+	o.Exe, o.ExeArgs, o.ExeEnv = exe, []string{"-test.run=^TestBenchStageHelper$", "--"}, []string{benchStageEnv + "=1"}
+	o.Config, o.ClickHouse = cfg, connConfig(cfg)
 	o.Lines, o.GrokSample = 50_000, 1_000 // default-pattern grok runs ~500 lines/s under -race
 	o.DataDir, o.WorkDir, o.StateDir, o.RepoDir = filepath.Join(dir, "data"), filepath.Join(dir, "work"), testenv.StateDir(), testenv.RepoDir()
 	o.Timeout = 10 * time.Minute

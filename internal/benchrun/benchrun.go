@@ -31,6 +31,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,7 +51,8 @@ import (
 // refused: the bench measures the real one).
 type Options struct {
 	Exe        string        // the mxtrail binary the stages run as (os.Executable)
-	ExeEnv     []string      // extra environment of the stages (tests run their own binary as mxtrail)
+	ExeArgs    []string      // arguments before the subcommand (tests run their own binary as mxtrail)
+	ExeEnv     []string      // extra environment of the stages
 	Config     config.Config // effective configuration (file + environment); stage tuning comes from it
 	ClickHouse chsink.ConnConfig
 	Transport  *kafka.Transport // TLS/SASL for the bench's own admin requests; nil: plain
@@ -468,7 +470,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.Machine.ClickHouse = version
 
 	env := append(childEnv(), o.ExeEnv...)
-	if err := runOnce(ctx, o.Exe, []string{"migrate", "--config", cfgPath}, env, runDir); err != nil {
+	if err := runOnce(ctx, o.Exe, o.ExeArgs, []string{"migrate", "--config", cfgPath}, env, runDir); err != nil {
 		return nil, err
 	}
 
@@ -500,7 +502,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer stopAll()
 	for _, n := range []string{"enrich", "sink", "ship"} {
-		c, err := startChild(n, o.Exe, []string{n, "--config", cfgPath}, env, runDir)
+		c, err := startChild(n, o.Exe, slices.Concat(o.ExeArgs, []string{n, "--config", cfgPath}), env, runDir)
 		if err != nil {
 			return nil, err
 		}
@@ -678,8 +680,8 @@ func quantile(sorted []float64, q float64) float64 {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-func runOnce(ctx context.Context, exe string, args, env []string, dir string) error {
-	c, err := startChild(args[0], exe, args, env, dir)
+func runOnce(ctx context.Context, exe string, pre, args, env []string, dir string) error {
+	c, err := startChild(args[0], exe, slices.Concat(pre, args), env, dir)
 	if err != nil {
 		return err
 	}
