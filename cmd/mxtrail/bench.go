@@ -43,6 +43,15 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.DurationVar(&o.IdleAdvance, "idle-advance", o.IdleAdvance, "enricher idle advance on its 200x idle clock (10m = 3 s quiet closes the last sessions)")
 	fs.DurationVar(&o.Background, "background", o.Background, "window measuring the servers' CPU before the run, subtracted as others' load (0: none)")
 	fs.DurationVar(&o.Poll, "poll", o.Poll, "poll interval of ClickHouse and Kafka (the latency's resolution)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: mxtrail bench [--lines N] [--config FILE] [--update-readme] [flags]")
+		fmt.Fprintln(stderr, "Generates N lines with ground truth and pushes them through mxtrail ship, enrich and sink,")
+		fmt.Fprintln(stderr, "each its own process, on the real Kafka broker and ClickHouse of the config (make up starts")
+		fmt.Fprintln(stderr, "the local ones); prints lines/s end to end, CPU and peak RSS per stage, the servers' CPU,")
+		fmt.Fprintln(stderr, "latency, correctness and two baselines, and writes them under --results. Exits 1 when the")
+		fmt.Fprintln(stderr, "sessions in ClickHouse do not match the truth. Method: bench/README.md.")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -72,6 +81,9 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	o.StateDir, o.RepoDir, o.Progress = stateDir, ".", stderr
 	if !*updateReadme {
 		o.Readme = ""
+	} else if o.ResultsDir == "" {
+		fmt.Fprintln(stderr, "mxtrail bench: --update-readme needs --results (the table is written there first)")
+		return 2
 	}
 	if err := o.Validate(); err != nil {
 		fmt.Fprintf(stderr, "mxtrail bench: %v\n", err)

@@ -199,3 +199,28 @@ func TestBenchIntegration(t *testing.T) {
 		}
 	}
 }
+
+// Bad flags and a missing broker are reported at once, before anything is generated.
+func TestBenchFlags(t *testing.T) {
+	t.Setenv("MXTRAIL_KAFKA_BROKERS", "")
+	var out, errOut strings.Builder
+	if rc := dispatch([]string{"bench", "--lines", "10", "--hosts", "0", "--data", t.TempDir()}, nil, &out, &errOut); rc != 2 {
+		t.Errorf("exit %d, want 2", rc)
+	}
+	for _, want := range []string{"kafka.brokers", "real broker", "lines 10", "hosts 0"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut.String())
+		}
+	}
+	errOut.Reset()
+	if rc := dispatch([]string{"bench", "--update-readme", "--results", ""}, nil, &out, &errOut); rc != 2 || !strings.Contains(errOut.String(), "--update-readme needs --results") {
+		t.Errorf("exit %d: %s", rc, errOut.String())
+	}
+	errOut.Reset()
+	if rc := dispatch([]string{"bench", "extra"}, nil, &out, &errOut); rc != 2 || !strings.Contains(errOut.String(), `unexpected argument "extra"`) {
+		t.Errorf("exit %d: %s", rc, errOut.String())
+	}
+	if out.Len() != 0 {
+		t.Errorf("stdout: %s", out.String())
+	}
+}
