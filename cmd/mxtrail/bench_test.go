@@ -110,6 +110,9 @@ func TestBenchIntegration(t *testing.T) {
 	if res.Latency.P99ms < res.Latency.P50ms || res.Latency.Maxms < res.Latency.P99ms {
 		t.Errorf("latency quantiles out of order: %+v", res.Latency)
 	}
+	if n := len(res.Timeline); n < 2 || res.Timeline[n-1].Shipped != res.Lines || res.Timeline[n-1].EnrichLag != 0 || res.Timeline[n-1].Sessions < uint64(c.Truth) {
+		t.Errorf("timeline does not end with everything shipped, enriched and written: %+v", res.Timeline)
+	}
 	if res.Native.Rows != c.Final {
 		t.Errorf("native baseline inserted %d rows, the table holds %d", res.Native.Rows, c.Final)
 	}

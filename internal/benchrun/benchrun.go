@@ -219,7 +219,8 @@ type Result struct {
 		SinkVsNative   float64 `json:"sink_vs_native"`   // sink rows per CPU-s / Native insert rows/s
 		E2EVsNative    float64 `json:"e2e_sessions_vs_native"`
 	} `json:"ratios"`
-	Targets []Target `json:"targets"`
+	Timeline []Point  `json:"timeline"` // lines shipped, lags and rows about once a second
+	Targets  []Target `json:"targets"`
 	// BenchCPUSeconds is what the bench itself (polling Kafka and ClickHouse) used meanwhile.
 	BenchCPUSeconds float64 `json:"bench_cpu_s"`
 	// MachineBusy is the share of all cores busy (any process) while the stages ran.
@@ -531,6 +532,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.MachineBusy = float64(m1-m0) / float64(mt1-mt0)
 	}
 	res.MaxLag.Enrich, res.MaxLag.Sink = w.maxEnrichLag, w.maxSinkLag
+	res.Timeline = w.timeline
 
 	// correctness
 	// the truth is read only now: during the run the bench's own heap competes with the stages
@@ -714,6 +716,17 @@ type watched struct {
 	rows         uint64
 	maxEnrichLag int64
 	maxSinkLag   int64
+	timeline     []Point
+}
+
+// Point is the pipeline's state at one poll (about one a second is kept): the shape of the
+// lags over time shows which stage falls behind, not only how far at worst.
+type Point struct {
+	Seconds   float64 `json:"s"` // since the stages started
+	Shipped   int64   `json:"shipped"`
+	EnrichLag int64   `json:"enrich_lag"`
+	SinkLag   int64   `json:"sink_lag"`
+	Sessions  uint64  `json:"sessions"`
 }
 
 // watch polls until the pipeline is done: every line shipped, both groups caught up, and the
@@ -791,6 +804,16 @@ func watch(ctx context.Context, o *Options, ka *kafkaAdmin, conn driver.Conn, cc
 		}
 		kafkaErrSince = time.Time{}
 		w.maxEnrichLag, w.maxSinkLag = max(w.maxEnrichLag, enrichLag), max(w.maxSinkLag, sinkLag)
+		pt := Point{Seconds: math.Round(pollAt.Sub(began).Seconds()*10) / 10, Shipped: shipped, EnrichLag: enrichLag, SinkLag: sinkLag, Sessions: count}
+		if len(w.timeline) == 0 || pt.Seconds-w.timeline[len(w.timeline)-1].Seconds >= 1 {
+			w.timeline = append(w.timeline, pt)
+		}
+		done := func() (*watched, error) { // the last state is always in the timeline
+			if w.timeline[len(w.timeline)-1] != pt {
+				w.timeline = append(w.timeline, pt)
+			}
+			return w, nil
+		}
 		if pollAt.Sub(lastPrint) >= 2*time.Second {
 			el := pollAt.Sub(began).Seconds()
 			fmt.Fprintf(progress, "bench: %5.0fs shipped %d/%d lines (%.0f/s), enrich lag %d, sink lag %d, sessions in ClickHouse %d/%d\n",
@@ -804,11 +827,11 @@ func watch(ctx context.Context, o *Options, ka *kafkaAdmin, conn driver.Conn, cc
 				return nil, fmt.Errorf("poll sessions: %w", err)
 			}
 			if uniq >= truth {
-				return w, nil
+				return done()
 			}
 		}
 		if caughtUp && pollAt.Sub(lastGrowth) > o.Quiet {
-			return w, nil // correctness reports what is missing
+			return done() // correctness reports what is missing
 		}
 		if pollAt.After(deadline) {
 			return nil, fmt.Errorf("pipeline not done after %v: shipped %d/%d lines, enrich lag %d, sink lag %d, %d/%d sessions",
