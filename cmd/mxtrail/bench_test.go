@@ -48,6 +48,10 @@ func TestBenchIntegration(t *testing.T) {
 	}
 	cfg := config.Default()
 	cfg.Kafka.Brokers, cfg.ClickHouse.Addrs = brokers, chAddrs
+	// race-enabled stages on a loaded machine can miss heartbeats for the default 6 s: a
+	// rebalance then re-delivers records (at least once) and can re-emit sessions under
+	// another id, which this test would report as extra rows; it is not what it tests
+	cfg.Enrich.Stream.SessionTimeout = 30 * time.Second
 	o := benchrun.Defaults()
 	dir := t.TempDir()
 	o.Exe, o.ExeArgs, o.ExeEnv = exe, []string{"-test.run=^TestBenchStageHelper$", "--"}, []string{benchStageEnv + "=1"}
@@ -69,6 +73,14 @@ func TestBenchIntegration(t *testing.T) {
 	t.Log("\n" + sb.String())
 
 	c := res.Correctness
+	if c.RawRecords < res.Lines {
+		t.Errorf("raw topic holds %d records for %d lines", c.RawRecords, res.Lines)
+	} else if c.RawRecords > res.Lines { // at least once: a retried produce may write a batch twice
+		t.Logf("raw topic holds %d records for %d lines", c.RawRecords, res.Lines)
+	}
+	if res.EnrichGenerations != 1 {
+		t.Logf("the enricher's group rebalanced: %d generations", res.EnrichGenerations)
+	}
 	if !c.OK || c.Lost != 0 || c.Extra != 0 || c.DupAfter != 0 || c.Unique != int64(c.Truth) || c.Matched != c.Truth || c.Truth < 5000 {
 		t.Errorf("correctness: %+v", c)
 	}
@@ -110,7 +122,7 @@ func TestBenchIntegration(t *testing.T) {
 	if res.Latency.P99ms < res.Latency.P50ms || res.Latency.Maxms < res.Latency.P99ms {
 		t.Errorf("latency quantiles out of order: %+v", res.Latency)
 	}
-	if n := len(res.Timeline); n < 2 || res.Timeline[n-1].Shipped != res.Lines || res.Timeline[n-1].EnrichLag != 0 || res.Timeline[n-1].Sessions < uint64(c.Truth) {
+	if n := len(res.Timeline); n < 2 || res.Timeline[n-1].Shipped < res.Lines || res.Timeline[n-1].EnrichLag != 0 || res.Timeline[n-1].Sessions < uint64(c.Truth) {
 		t.Errorf("timeline does not end with everything shipped, enriched and written: %+v", res.Timeline)
 	}
 	if res.Native.Rows != c.Final {

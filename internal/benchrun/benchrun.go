@@ -179,7 +179,8 @@ type Correctness struct {
 	DupAfter    int64 `json:"duplicates_after_dedup"`
 	Events      int64 `json:"event_rows"`
 	DeadLetters int64 `json:"deadletter_rows"`
-	OK          bool  `json:"ok"` // 0 lost, 0 extra, 0 duplicates after dedup, unique == truth
+	RawRecords  int64 `json:"raw_records"` // records in the raw topic (= lines unless the shipper duplicated)
+	OK          bool  `json:"ok"`          // 0 lost, 0 extra, 0 duplicates after dedup, unique == truth
 	// Examples describe a few lost, extra and mismatched sessions, to start an investigation.
 	Examples []string `json:"examples,omitempty"`
 }
@@ -224,9 +225,11 @@ type Result struct {
 	// BenchCPUSeconds is what the bench itself (polling Kafka and ClickHouse) used meanwhile.
 	BenchCPUSeconds float64 `json:"bench_cpu_s"`
 	// MachineBusy is the share of all cores busy (any process) while the stages ran.
-	MachineBusy float64  `json:"machine_busy"`
-	Bottleneck  string   `json:"bottleneck"`
-	Notes       []string `json:"notes,omitempty"`
+	MachineBusy float64 `json:"machine_busy"`
+	Bottleneck  string  `json:"bottleneck"`
+	// EnrichGenerations counts the enricher's consumer-group generations (1: no rebalance).
+	EnrichGenerations int      `json:"enrich_generations"`
+	Notes             []string `json:"notes,omitempty"`
 }
 
 // RunConfig is what the run was asked to do.
@@ -548,6 +551,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res.Correctness = cor
+	if n := len(w.timeline); n > 0 {
+		res.Correctness.RawRecords = w.timeline[n-1].Shipped
+		if d := res.Correctness.RawRecords - res.Lines; d != 0 {
+			res.Notes = append(res.Notes, fmt.Sprintf("the raw topic holds %d records for %d lines: the shipper wrote %+d (a retried produce writes a batch twice)", res.Correctness.RawRecords, res.Lines, d))
+		}
+	}
+	res.EnrichGenerations = countLines(children["enrich"].logPath, "msg=\"consumer group generation\"")
+	if res.EnrichGenerations > 1 {
+		res.Notes = append(res.Notes, fmt.Sprintf("the enricher's consumer group went through %d generations (a rebalance: a member missed its heartbeats, e.g. starved of CPU): "+
+			"records are re-delivered from the last commit, and kafka-go can first hand out stale records of the old generation (issue #1398), "+
+			"which start sessions at another first line and so under another session_id", res.EnrichGenerations))
+	}
 	sinkRows := cor.Rows + cor.Events + cor.DeadLetters
 	for _, n := range []string{"ship", "enrich", "sink"} {
 		c := children[n]
@@ -934,4 +949,13 @@ func sessionRecords(ctx context.Context, conn driver.Conn, db string) ([]record.
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// countLines counts the lines of path that contain sub (0 when it cannot be read).
+func countLines(path, sub string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), sub)
 }

@@ -446,3 +446,20 @@ func TestChildPeakRSSIsItsOwn(t *testing.T) {
 	}
 	big[len(big)-1] = 2 // keep it alive until the child ran
 }
+
+func TestCountLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "enrich.log")
+	log := `time=x level=INFO msg="consumer group generation" generation=1 partitions=17
+time=x level=INFO msg="partition assigned" partition=15 offset=-2
+time=x level=INFO msg="consumer group generation" generation=2 partitions=17
+`
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := countLines(path, `msg="consumer group generation"`); n != 2 {
+		t.Errorf("generations %d, want 2", n)
+	}
+	if n := countLines(filepath.Join(t.TempDir(), "none"), "x"); n != 0 {
+		t.Errorf("missing file: %d", n)
+	}
+}
