@@ -52,9 +52,19 @@ test: up ## start the stack, run every test (race detector) and short fuzz runs
 fuzz: check-go ## run every fuzz target for FUZZTIME (default 2m) each
 	bash scripts/fuzz.sh $(FUZZTIME)
 
+# make bench: `mxtrail bench` (the whole pipeline on the real local Kafka and ClickHouse, each
+# stage its own process; writes bench/results/ and the README table), then the Go benchmarks:
+# the heavy ones (real servers, 1M-line fixtures) once each, the others for BENCHTIME.
+BENCH_LINES     ?= 2000000
+BENCH_FLAGS     ?= --update-readme
+BENCHTIME       ?= 1s
+BENCH_HEAVY     := Integration|ShipFile1M|EnrichKafka|Generate
+
 .PHONY: bench
-bench: up ## run the benchmarks (each reports its baseline from the same run)
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m ./...
+bench: build up ## measure the pipeline end to end (bench/results, README), then the Go benchmarks
+	./$(BIN) bench --lines $(BENCH_LINES) $(BENCH_FLAGS)
+	$(GO) test -run '^$$' -bench '$(BENCH_HEAVY)' -benchtime 1x -benchmem -count=1 -timeout 30m ./...
+	$(GO) test -run '^$$' -bench . -skip '$(BENCH_HEAVY)' -benchtime $(BENCHTIME) -benchmem -count=1 -timeout 30m ./...
 
 .PHONY: lint
 lint: check-go ## go vet and staticcheck (pinned)
