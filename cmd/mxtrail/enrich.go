@@ -9,6 +9,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/mxtrail/mxtrail/enrich/alert"
 	"github.com/mxtrail/mxtrail/enrich/parse"
 	"github.com/mxtrail/mxtrail/enrich/stream"
 	"github.com/mxtrail/mxtrail/internal/config"
@@ -58,7 +59,7 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		Brokers: cfg.Kafka.Brokers,
 		GroupID: sc.GroupID,
 		Topics: stream.Topics{Raw: cfg.Kafka.Topics.Raw, Sessions: cfg.Kafka.Topics.Sessions,
-			Events: cfg.Kafka.Topics.Events, DeadLetter: cfg.Kafka.Topics.DeadLetter},
+			Events: cfg.Kafka.Topics.Events, DeadLetter: cfg.Kafka.Topics.DeadLetter, Alerts: cfg.Kafka.Topics.Alerts},
 		Dialer:    &kafka.Dialer{ClientID: cfg.Kafka.ClientID, Timeout: 10 * time.Second, DualStack: true, TLS: tr.TLS, SASLMechanism: tr.SASL},
 		Transport: tr,
 		Parser: parse.Options{PatternDir: cfg.Enrich.Parser.PatternDir, IsodeHeader: cfg.Enrich.Parser.IsodeHeader,
@@ -73,6 +74,8 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		HeartbeatInterval:  sc.HeartbeatInterval,
 		SessionTimeout:     sc.SessionTimeout,
 		Clock:              speedClock(sc.IdleClockSpeed),
+		Alerts:             cfg.Enrich.AlertConfig(),
+		AlertMetrics:       alert.NewMetrics(srv.Registry, cfg.Enrich.Alerts.HostLabelLimit),
 		Logger:             log,
 		Metrics:            stream.NewMetrics(srv.Registry),
 	})

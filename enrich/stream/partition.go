@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/mxtrail/mxtrail/enrich/alert"
 	"github.com/mxtrail/mxtrail/enrich/event"
 	"github.com/mxtrail/mxtrail/enrich/parse"
 	"github.com/mxtrail/mxtrail/enrich/record"
@@ -43,6 +44,10 @@ type partition struct {
 	parser *parse.Parser
 	asm    *session.Assembler
 	wm     Watermark
+	alerts *alert.Engine       // nil when alerts are off; dropped with the partition
+	hosts  *alert.HostCounters // per-host counters of this partition
+	arecs  []alert.Record
+	late   int64
 
 	mu sync.Mutex
 	tr *Tracker // nil until the first record
@@ -85,6 +90,13 @@ func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generatio
 	if p.asm, err = session.New(e.cfg.Session); err != nil {
 		e.failed.CompareAndSwap(nil, &err)
 		return
+	}
+	if e.cat != nil {
+		if p.alerts, err = alert.New(*e.cfg.Alerts, e.cat); err != nil {
+			e.failed.CompareAndSwap(nil, &err)
+			return
+		}
+		p.hosts = e.am.Hosts()
 	}
 	e.addPart(p)
 	defer e.dropPart(p)
@@ -210,6 +222,10 @@ func (p *partition) handle(m *kafka.Message, now time.Time) {
 			p.asm.Add(&p.ev) // counted as unparsed; never closes anything
 		} else {
 			p.wm.Observe(p.ev.Time, now)
+			if p.alerts != nil {
+				e.am.Event(p.ev.Product, e.cat.Severity(&p.ev))
+				p.hosts.Line(p.ev.Bytes(p.ev.Host))
+			}
 			p.sessions(p.asm.Add(&p.ev))
 			if p.sinceExpire++; p.sinceExpire >= expireEvery {
 				p.expire(now)
@@ -261,6 +277,10 @@ func (p *partition) expire(now time.Time) {
 	}
 	p.lastExpire = wm
 	p.sessions(p.asm.Expire(wm))
+	if p.alerts != nil {
+		p.arecs = p.alerts.Expire(wm, p.arecs)
+		p.alertRecords()
+	}
 	p.gauges()
 }
 
@@ -287,7 +307,33 @@ func (p *partition) sessions(rs []record.Session) {
 		m.sessionsOut.WithLabelValues(r.Product, string(r.Outcome)).Inc()
 		p.out = append(p.out, kafka.Message{Topic: p.e.cfg.Topics.Sessions, Key: []byte(r.SessionID),
 			Value: r.AppendJSON(make([]byte, 0, 768))})
+		if p.alerts != nil {
+			p.hosts.Session(r)
+			p.arecs = p.alerts.Session(r, p.arecs)
+		}
 	}
+	p.alertRecords()
+}
+
+// alertRecords queues the alert records produced so far (key = alert_id): they belong to the
+// same offset as the sessions and events of this step.
+func (p *partition) alertRecords() {
+	if len(p.arecs) == 0 {
+		return
+	}
+	am := p.e.am
+	am.Raised(p.arecs)
+	if l := p.alerts.Stats().Late; l > p.late {
+		am.Late(l - p.late)
+		p.late = l
+	}
+	for i := range p.arecs {
+		r := &p.arecs[i]
+		p.out = append(p.out, kafka.Message{Topic: p.e.cfg.Topics.Alerts, Key: []byte(r.AlertID),
+			Value: r.AppendJSON(make([]byte, 0, 1024))})
+	}
+	clear(p.arecs)
+	p.arecs = p.arecs[:0]
 }
 
 // events queues the notable events produced so far (key = host).
@@ -298,7 +344,13 @@ func (p *partition) events() {
 		p.e.m.eventsOut.WithLabelValues(ev.Severity).Inc()
 		p.out = append(p.out, kafka.Message{Topic: p.e.cfg.Topics.Events, Key: []byte(ev.Host),
 			Value: ev.AppendJSON(make([]byte, 0, 512))})
+		if p.alerts != nil {
+			var cl alert.Class
+			cl, p.arecs = p.alerts.Event(ev, p.arecs)
+			p.e.am.Matched(cl, ev.Product)
+		}
 	}
+	p.alertRecords()
 }
 
 func (p *partition) deadLetter(m *kafka.Message, reason, msg string) {
@@ -348,6 +400,11 @@ func (p *partition) commit(gctx context.Context, gen *kafka.Generation, commitMu
 		return
 	}
 	low, ok := p.asm.LowestOpenPosition(p.source)
+	if p.alerts != nil { // nor past the first line of an open alert window
+		if a, aok := p.alerts.LowestOpenPosition(p.source); aok && (!ok || a < low) {
+			low, ok = a, true
+		}
+	}
 	p.mu.Lock()
 	c, allowed := p.tr.CommitOffset(low, ok)
 	p.mu.Unlock()
