@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -54,20 +55,26 @@ func Migrate(ctx context.Context, conn driver.Conn, o Options) (Result, error) {
 			return res, fmt.Errorf("migrate: %q: %w", firstLine(q), err)
 		}
 	}
-	cur, err := currentVersion(ctx, conn, o.Database)
+	applied, err := appliedVersions(ctx, conn, o.Database)
 	if err != nil {
 		return res, err
 	}
+	cur := maxVersion(applied)
 	res.Before = cur
 	if cur > Latest() {
 		return res, fmt.Errorf("migrate database %q: found version %d, know up to %d: %w", o.Database, cur, Latest(), ErrSchemaNewer)
 	}
 	for _, m := range plan.Migrations {
-		if m.Version <= cur {
+		// By set, not by the highest version: a migration numbered below one already applied
+		// (0002 merged after 0003 ran) still runs.
+		if applied[m.Version] {
 			continue
 		}
 		for _, q := range m.Statements {
 			if err := conn.Exec(ctx, q); err != nil {
+				if !plan.Features.AlterIfNotExists && columnExists(q, err) {
+					continue // 18.x has no ADD COLUMN IF NOT EXISTS: an earlier or concurrent run added it
+				}
 				return res, fmt.Errorf("migration %04d_%s: %q: %w", m.Version, m.Name, firstLine(q), err)
 			}
 		}
@@ -97,26 +104,72 @@ func Check(ctx context.Context, conn driver.Conn, database string) (int, error) 
 	if n == 0 {
 		return 0, fmt.Errorf("check schema of database %q: no schema_migrations table: %w", database, ErrSchemaOlder)
 	}
-	cur, err := currentVersion(ctx, conn, database)
+	applied, err := appliedVersions(ctx, conn, database)
 	if err != nil {
 		return 0, err
 	}
+	cur := maxVersion(applied)
 	switch {
 	case cur > Latest():
 		return cur, fmt.Errorf("check schema of database %q: found version %d, know up to %d: %w", database, cur, Latest(), ErrSchemaNewer)
 	case cur < Latest():
 		return cur, fmt.Errorf("check schema of database %q: found version %d, need %d: %w", database, cur, Latest(), ErrSchemaOlder)
 	}
+	if missing := missingVersions(applied); len(missing) > 0 {
+		return cur, fmt.Errorf("check schema of database %q: migrations %v not applied: %w", database, missing, ErrSchemaOlder)
+	}
 	return cur, nil
 }
 
-func currentVersion(ctx context.Context, conn driver.Conn, db string) (int, error) {
-	var v uint32
-	q := "SELECT max(version) FROM " + db + ".schema_migrations"
-	if err := conn.QueryRow(ctx, q).Scan(&v); err != nil {
-		return 0, fmt.Errorf("read %s.schema_migrations: %w", db, err)
+// appliedVersions reads the set of recorded migration versions.
+func appliedVersions(ctx context.Context, conn driver.Conn, db string) (map[int]bool, error) {
+	rows, err := conn.Query(ctx, "SELECT DISTINCT version FROM "+db+".schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read %s.schema_migrations: %w", db, err)
 	}
-	return int(v), nil
+	defer rows.Close()
+	out := map[int]bool{}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("read %s.schema_migrations: %w", db, err)
+		}
+		out[int(v)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %s.schema_migrations: %w", db, err)
+	}
+	return out, nil
+}
+
+func maxVersion(applied map[int]bool) int {
+	m := 0
+	for v := range applied {
+		m = max(m, v)
+	}
+	return m
+}
+
+// missingVersions lists the embedded migrations not in applied.
+func missingVersions(applied map[int]bool) []int {
+	srcs, err := sources()
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, s := range srcs {
+		if !applied[s.version] {
+			out = append(out, s.version)
+		}
+	}
+	return out
+}
+
+// columnExists reports whether err is the server refusing an ADD COLUMN because the column is
+// already there (code 44, "column with this name already exists").
+func columnExists(stmt string, err error) bool {
+	var ex *clickhouse.Exception
+	return strings.Contains(stmt, "ADD COLUMN") && errors.As(err, &ex) && ex.Code == 44
 }
 
 func firstLine(q string) string {

@@ -7,7 +7,12 @@
 //   - IPv6 becomes String holding the address as logged, and client_net is its /24 or /48 as text;
 //   - LowCardinality(String) needs allow_experimental_low_cardinality_type = 1 at CREATE time on
 //     18.x (the runner sets it), and arrays of it become Array(String);
-//   - codecs and TTL are left out: retention must be enforced by dropping partitions by hand.
+//   - codecs and TTL are left out: retention must be enforced by dropping partitions by hand;
+//   - ALTER TABLE ... ADD COLUMN has no IF NOT EXISTS on 18.x: migrations add one column per
+//     ALTER and the runner treats "column already exists" (code 44) as done.
+//
+// Migration numbers may have gaps (parallel branches); Migrate applies every embedded version
+// not yet recorded in schema_migrations, and Check wants all of them recorded.
 //
 // Idempotent reads: sessions, events, alerts and deadletter are ReplacingMergeTree tables whose
 // sorting key ends in the record's identity (session_id; the source position of an event; the
@@ -96,9 +101,11 @@ func sources() ([]source, error) {
 		out = append(out, source{version: v, name: m[2], text: string(b)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	// Gaps are allowed (branches add migrations in parallel, e.g. 0003 before 0002 lands);
+	// Migrate applies every known version not yet recorded, so a late 0002 still runs.
 	for i, s := range out {
-		if s.version != i+1 {
-			return nil, fmt.Errorf("embedded migrations: version %d found where %d was expected", s.version, i+1)
+		if s.version == 0 || (i > 0 && s.version == out[i-1].version) {
+			return nil, fmt.Errorf("embedded migrations: version %04d of %q is zero or used twice", s.version, s.name)
 		}
 	}
 	return out, nil
@@ -150,6 +157,12 @@ func Render(o Options) (Plan, error) {
 				return "CODEC(" + c + ")"
 			}
 			return ""
+		},
+		"addcol": func() string {
+			if f.AlterIfNotExists {
+				return "ADD COLUMN IF NOT EXISTS"
+			}
+			return "ADD COLUMN"
 		},
 		"ttl": func(table, col string) (string, error) {
 			days, ok := retention[table]

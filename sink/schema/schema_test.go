@@ -34,7 +34,7 @@ func render(t *testing.T, version string) Plan {
 func TestRenderOldServerUsesFallbacks(t *testing.T) {
 	p := render(t, "18.16.1")
 	sql := p.Script("mx", true)
-	for _, banned := range []string{"DateTime64", "IPv6 ", "CODEC(", "TTL ", "non_replicated_deduplication_window", "Array(LowCardinality"} {
+	for _, banned := range []string{"DateTime64", "IPv6 ", "CODEC(", "TTL ", "non_replicated_deduplication_window", "Array(LowCardinality", "IF NOT EXISTS code"} {
 		if strings.Contains(sql, banned) {
 			t.Errorf("18.16 DDL contains %q, which that server does not support", banned)
 		}
@@ -45,6 +45,13 @@ func TestRenderOldServerUsesFallbacks(t *testing.T) {
 	if !strings.Contains(sql, "host            LowCardinality(String)") {
 		t.Error("18.16 DDL should still use LowCardinality for host")
 	}
+	for _, want := range []string{"ALTER TABLE mx.alerts ADD COLUMN code LowCardinality(String) AFTER rule",
+		"ALTER TABLE mx.alerts ADD COLUMN last_seen DateTime('UTC') DEFAULT fired_at AFTER fired_at",
+		"ALTER TABLE mx.alerts ADD COLUMN example String;"} {
+		if !strings.Contains(sql, want) {
+			t.Errorf("18.16 DDL lacks %q", want)
+		}
+	}
 }
 
 func TestRenderModernServerUsesModernTypes(t *testing.T) {
@@ -52,7 +59,10 @@ func TestRenderModernServerUsesModernTypes(t *testing.T) {
 	sql := p.Script("mx", true)
 	for _, want := range []string{"DateTime64(3, 'UTC')", "client_ip       IPv6", "CODEC(ZSTD(1))",
 		"TTL toDateTime(start_time) + INTERVAL 90 DAY", "TTL toDateTime(time) + INTERVAL 14 DAY",
-		"Array(LowCardinality(String))", "non_replicated_deduplication_window"} {
+		"Array(LowCardinality(String))", "non_replicated_deduplication_window",
+		"ALTER TABLE mx.alerts ADD COLUMN IF NOT EXISTS code LowCardinality(String) AFTER rule",
+		"ADD COLUMN IF NOT EXISTS last_seen DateTime64(3, 'UTC') DEFAULT fired_at",
+		"ADD COLUMN IF NOT EXISTS example String CODEC(ZSTD(3))"} {
 		if !strings.Contains(sql, want) {
 			t.Errorf("26.1 DDL lacks %q", want)
 		}
@@ -102,7 +112,13 @@ func TestSplitStatements(t *testing.T) {
 // recent: rows older than the TTL vanish).
 func TestModernDDLOnChdbIntegration(t *testing.T) {
 	p := render(t, "26.1")
-	sql := p.Script("mx", true) + `
+	// The whole script twice: every CREATE and ALTER must be idempotent on a modern server.
+	sql := p.Script("mx", true) + p.Script("mx", false) + `
+INSERT INTO mx.alerts (alert_id, fired_at, last_seen, resolved_at, rule, code, severity, host, product, count, value, threshold, session_id, example, summary, version)
+SELECT 'a1', toDateTime64(toStartOfHour(now()), 3, 'UTC'), toDateTime64(toStartOfHour(now()) + 30, 3, 'UTC'), toDateTime64(0, 3, 'UTC'), 'isode_critical', '14', 'critical', 'mx1', 'isode', 1, 1, 1, 's1', 'first line', 'x', 2;
+INSERT INTO mx.alerts (alert_id, fired_at, last_seen, resolved_at, rule, code, severity, host, product, count, value, threshold, session_id, example, summary, version)
+SELECT 'a1', toDateTime64(toStartOfHour(now()), 3, 'UTC'), toDateTime64(toStartOfHour(now()) + 50, 3, 'UTC'), toDateTime64(0, 3, 'UTC'), 'isode_critical', '14', 'critical', 'mx1', 'isode', 3, 3, 1, 's1', 'first line', 'x', 6;
+SELECT 'alerts', count(), any(code), any(count), any(last_seen) > any(fired_at), countIf(toUInt32(resolved_at) = 0) FROM mx.alerts FINAL;
 INSERT INTO mx.sessions (session_id, host, product, start_time, end_time, client_ip, mail_from, outcome, outcome_version)
 SELECT 'a', 'h1', 'spamdyke', toStartOfDay(now()), toStartOfDay(now()), toIPv6('192.0.2.7'), 'x@Example.ORG', 'ALLOWED', 1;
 INSERT INTO mx.sessions (session_id, host, product, start_time, end_time, client_ip, mail_from, outcome, outcome_version)
@@ -114,7 +130,7 @@ SELECT uniqExactMerge(sessions) AS u FROM mx.sessions_per_minute;
 	if err != nil {
 		t.Fatalf("modern DDL failed on chdb: %v", err)
 	}
-	for _, want := range []string{"1\texample.org\t::ffff:192.0.2.0", "u\n1"} {
+	for _, want := range []string{"1\texample.org\t::ffff:192.0.2.0", "u\n1", "alerts\t1\t14\t3\t1\t1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("chdb output lacks %q:\n%s", want, out)
 		}
@@ -141,7 +157,11 @@ func TestMigrateIntegration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Before != 0 || len(res.Applied) != Latest() {
+	srcs, err := sources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Before != 0 || len(res.Applied) != len(srcs) || res.Applied[len(res.Applied)-1] != Latest() {
 		t.Fatalf("first migrate: %+v", res)
 	}
 	before := columns(t, ctx, conn, db)
@@ -164,6 +184,8 @@ func TestMigrateIntegration(t *testing.T) {
 		"sessions.size": "UInt64", "sessions.last_offset": "Int64",
 		"events.raw": "String", "events.pos_offset": "Int64", "events.time": "DateTime('UTC')",
 		"alerts.alert_id": "String", "alerts.value": "Float64",
+		"alerts.code": "LowCardinality(String)", "alerts.last_seen": "DateTime('UTC')", "alerts.count": "UInt64",
+		"alerts.session_id": "String", "alerts.example": "String",
 		"deadletter.raw": "String", "deadletter.partition": "Int32", "deadletter.offset": "Int64",
 		"sessions_per_minute.sessions": "AggregateFunction(uniqExact, String)",
 		"schema_migrations.version":    "UInt32",
@@ -224,4 +246,81 @@ func columns(t *testing.T, ctx context.Context, conn driver.Conn, db string) []s
 	}
 	sort.Strings(out)
 	return out
+}
+
+// A database at schema 0001 holding an alert row is upgraded on the real 18.16: the row reads
+// last_seen = fired_at and count = 1, a column added earlier by an interrupted or concurrent
+// run (18.x has no ADD COLUMN IF NOT EXISTS) does not fail the migration, and a database that
+// records a later version but lacks an earlier one (a migration merged out of order) is older.
+func TestMigrateUpgradesAlertsIntegration(t *testing.T) {
+	addrs := testenv.ClickHouseAddrs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := ch.Open(&ch.Options{Addr: addrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	db := fmt.Sprintf("mxtest_upgrade_%d", rand.Uint32())
+	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+	sv, err := DetectServer(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Render(Options{Database: db, Server: sv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx := ch.Context(ctx, ch.WithSettings(ch.Settings(plan.Settings)))
+	stmts := []string{CreateDatabase(db), createMigrationsTable(db)}
+	stmts = append(stmts, plan.Migrations[0].Statements...)
+	stmts = append(stmts,
+		fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name, applied_at) SELECT 1, 'tables', now()", db),
+		fmt.Sprintf("INSERT INTO %s.alerts (alert_id, fired_at, resolved_at, rule, severity, host, product, value, threshold, summary, version) "+
+			"SELECT 'old1', toDateTime('2026-11-20 10:00:00', 'UTC'), toDateTime(0, 'UTC'), 'isode_critical', 'critical', 'mx1', 'isode', 1, 1, 'before 0003', 1", db),
+		// As if a run died after its first ALTER of 0003.
+		fmt.Sprintf("ALTER TABLE %s.alerts ADD COLUMN code %s AFTER rule", db, map[bool]string{true: "LowCardinality(String)", false: "String"}[plan.Features.LowCardinality]))
+	for _, q := range stmts {
+		if err := conn.Exec(sctx, q); err != nil {
+			t.Fatalf("%s: %v", firstLine(q), err)
+		}
+	}
+	if _, err := Check(ctx, conn, db); !errors.Is(err, ErrSchemaOlder) {
+		t.Fatalf("Check at version 1: want ErrSchemaOlder, got %v", err)
+	}
+	res, err := Migrate(ctx, conn, Options{Database: db})
+	if err != nil {
+		t.Fatalf("upgrade from 0001 with code already added: %v", err)
+	}
+	if res.Before != 1 || len(res.Applied) == 0 || res.Applied[len(res.Applied)-1] != Latest() {
+		t.Fatalf("upgrade: %+v", res)
+	}
+	if _, err := Check(ctx, conn, db); err != nil {
+		t.Fatalf("Check after upgrade: %v", err)
+	}
+	var (
+		code, session, example string
+		count                  uint64
+		same                   uint8
+	)
+	q := "SELECT code, count, session_id, example, last_seen = fired_at FROM " + db + ".alerts FINAL WHERE alert_id = 'old1'"
+	if err := conn.QueryRow(ctx, q).Scan(&code, &count, &session, &example, &same); err != nil {
+		t.Fatal(err)
+	}
+	if code != "" || count != 1 || session != "" || example != "" || same != 1 {
+		t.Errorf("pre-0003 row reads code=%q count=%d session=%q example=%q last_seen=fired_at:%d", code, count, session, example, same)
+	}
+
+	// A later version recorded without an earlier one: Check must not call that current.
+	gap := db + "_gap"
+	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+gap) })
+	for _, q := range []string{CreateDatabase(gap), createMigrationsTable(gap),
+		fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name, applied_at) SELECT %d, 'latest', now()", gap, Latest())} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Check(ctx, conn, gap); !errors.Is(err, ErrSchemaOlder) || !strings.Contains(err.Error(), "not applied") {
+		t.Fatalf("Check with version 1 missing: want ErrSchemaOlder naming it, got %v", err)
+	}
 }

@@ -49,6 +49,9 @@ type Features struct {
 	TTL                  bool // table TTL with ttl_only_drop_parts
 	// DedupToken: insert_deduplication_token with non_replicated_deduplication_window.
 	DedupToken bool
+	// AlterIfNotExists: ALTER TABLE ... ADD COLUMN IF NOT EXISTS (18.16 rejects the syntax;
+	// there the runner treats "column already exists" as done).
+	AlterIfNotExists bool
 }
 
 // FeaturesFor returns what a server version supports.
@@ -62,5 +65,6 @@ func FeaturesFor(v ServerVersion) Features {
 		Codecs:                     v.AtLeast(19, 10),
 		TTL:                        v.AtLeast(20, 1),
 		DedupToken:                 v.AtLeast(22, 2),
+		AlterIfNotExists:           v.AtLeast(19, 10),
 	}
 }
