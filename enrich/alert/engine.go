@@ -86,6 +86,12 @@ type Record struct {
 	Summary     string    `json:"summary"`
 	// Version is Count<<1 | resolved: strictly increasing per AlertID.
 	Version uint64 `json:"version"`
+
+	// Hold is the lowest source offset of a line counted in the record's window (-1: none on
+	// this source). The stream attributes the record to that offset, not to the line whose
+	// processing emitted it: until Kafka acknowledges the record, the commit stays at or
+	// before the window's first line, so a crash replays the whole window and re-emits it.
+	Hold int64 `json:"-"`
 }
 
 // AppendJSON appends r's wire form. Alert records are rare (throttled), so encoding/json is
@@ -281,7 +287,7 @@ func (e *Engine) count(st *state, t time.Time, pos record.Position) {
 func (e *Engine) emit(st *state, t time.Time, dst []Record) []Record {
 	st.emitted, st.lastEmit = st.rec.Count, t
 	r := st.rec
-	r.Version = r.Count << 1
+	r.Version, r.Hold = r.Count<<1, st.low
 	return append(dst, r)
 }
 
@@ -293,7 +299,7 @@ func (e *Engine) resolve(k key, st *state, dst []Record) []Record {
 	}
 	r := st.rec
 	r.ResolvedAt = st.end
-	r.Version = r.Count<<1 | 1
+	r.Version, r.Hold = r.Count<<1|1, st.low
 	return append(dst, r)
 }
 

@@ -48,6 +48,7 @@ type partition struct {
 	hosts  *alert.HostCounters // per-host counters of this partition
 	arecs  []alert.Record
 	late   int64
+	aout   []kafka.Message // alert records queued, each with its ack offset (see alertRecords)
 
 	mu sync.Mutex
 	tr *Tracker // nil until the first record
@@ -235,6 +236,9 @@ func (p *partition) handle(m *kafka.Message, now time.Time) {
 	p.events()
 	p.mu.Lock()
 	err := p.tr.Consumed(m.Offset, len(p.out))
+	if err == nil {
+		err = p.addHeld(m.Offset)
+	}
 	p.mu.Unlock()
 	p.lastOffset = m.Offset
 	if err != nil {
@@ -256,9 +260,12 @@ func (p *partition) idle(now time.Time) {
 	p.out = p.out[:0]
 	p.expire(now)
 	p.events()
-	if len(p.out) > 0 {
+	if len(p.out) > 0 || len(p.aout) > 0 {
 		p.mu.Lock()
 		err := p.tr.AddOutputs(p.lastOffset, len(p.out))
+		if err == nil {
+			err = p.addHeld(p.lastOffset)
+		}
 		p.mu.Unlock()
 		if err != nil {
 			p.e.log.Error("offset bookkeeping", "partition", p.id, "err", err)
@@ -315,6 +322,26 @@ func (p *partition) sessions(rs []record.Session) {
 	p.alertRecords()
 }
 
+// addHeld registers the queued alert records with the tracker under the offsets they are
+// attributed to and moves them to p.out (under p.mu, after the current line cur is
+// registered). A record whose window has no line of this source is attributed to cur.
+func (p *partition) addHeld(cur int64) error {
+	var err error
+	for i := range p.aout {
+		a := p.aout[i].WriterData.(*ack)
+		if a.offset < 0 || a.offset > cur {
+			a.offset = cur
+		}
+		if e := p.tr.AddOutputs(a.offset, 1); e != nil && err == nil {
+			err = e
+		}
+	}
+	p.out = append(p.out, p.aout...)
+	clear(p.aout)
+	p.aout = p.aout[:0]
+	return err
+}
+
 // alertRecords queues the alert records produced so far (key = alert_id): they belong to the
 // same offset as the sessions and events of this step.
 func (p *partition) alertRecords() {
@@ -329,8 +356,11 @@ func (p *partition) alertRecords() {
 	}
 	for i := range p.arecs {
 		r := &p.arecs[i]
-		p.out = append(p.out, kafka.Message{Topic: p.e.cfg.Topics.Alerts, Key: []byte(r.AlertID),
-			Value: r.AppendJSON(make([]byte, 0, 1024))})
+		// Attributed to the first line of the record's window, not to the line being handled:
+		// the commit stays before the window until Kafka has the record, so a crash replays
+		// the whole window and re-emits it (a closed window no longer holds the commit).
+		p.aout = append(p.aout, kafka.Message{Topic: p.e.cfg.Topics.Alerts, Key: []byte(r.AlertID),
+			Value: r.AppendJSON(make([]byte, 0, 1024)), WriterData: &ack{p: p, offset: r.Hold}})
 	}
 	clear(p.arecs)
 	p.arecs = p.arecs[:0]
@@ -385,7 +415,9 @@ func (p *partition) write() {
 		return
 	}
 	for i := range p.out {
-		p.out[i].WriterData = &ack{p: p, offset: p.lastOffset}
+		if p.out[i].WriterData == nil { // alert records carry their own (addHeld)
+			p.out[i].WriterData = &ack{p: p, offset: p.lastOffset}
+		}
 	}
 	if err := p.e.w.WriteMessages(context.Background(), p.out...); err != nil {
 		err = errors.Join(errors.New("queue outputs"), err)
