@@ -158,6 +158,11 @@ func checkPanels(t *testing.T, server string, stmts []stmt, res map[string]answe
 	eq("open alerts", find("mxtrail-alerts", "Open alerts", "stat").num(t, "open_alerts", 0), float64(tr.OpenAlerts))
 	eq("open alerts (table rows)", float64(len(find("mxtrail-alerts", "Open alerts", "table").rows)), float64(tr.OpenAlerts))
 	eq("alerts fired", find("mxtrail-alerts", "Fired in range", "").num(t, "fired", 0), float64(tr.Alerts))
+	// Repeats raise count on the latest version; FINAL must not add the earlier versions.
+	eq("open alert lines", find("mxtrail-alerts", "Open alerts", "table").sum(t, "count"), float64(tr.OpenAlertLines))
+	byRule := find("mxtrail-alerts", "Alerts by rule and code", "")
+	eq("alerts by rule and code", byRule.sum(t, "alerts"), float64(tr.Alerts))
+	eq("alert lines by rule and code", byRule.sum(t, "lines"), float64(tr.AlertLines))
 	eq("offender sessions", find("mxtrail-abuse", "Client IP: hosts and outcomes", "").sum(t, "sessions"), float64(tr.OffenderTotal))
 	eq("offender sessions listed", float64(len(find("mxtrail-abuse", "Client IP: sessions", "").rows)), float64(tr.OffenderTotal))
 	eq("dead letters", find("mxtrail-pipeline", "Dead letters stored, by reason", "").sum(t, "records"), float64(len(f.Poison)))

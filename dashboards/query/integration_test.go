@@ -49,7 +49,8 @@ func paramValues(tr testfleet.Truth) map[string]string {
 	return map[string]string{
 		"ip": testfleet.Offender, "sender": tr.TraceSender, "recipient": tr.TraceRecipient,
 		"session_id": tr.TraceSession, "host": testfleet.Hosts[0].Name, "limit": "20",
-		"from": testfleet.T0.Format("2006-01-02 15:04:05"), "to": testfleet.T0.Add(testfleet.Span).Format("2006-01-02 15:04:05"),
+		"min_hosts": strconv.Itoa(tr.OffenderHosts),
+		"from":      testfleet.T0.Format("2006-01-02 15:04:05"), "to": testfleet.T0.Add(testfleet.Span).Format("2006-01-02 15:04:05"),
 	}
 }
 
@@ -83,6 +84,17 @@ func checkTruth(t *testing.T, server string, f *testfleet.Fleet, res map[string]
 	if len(top.rows) != 20 || top.rows[0][top.col(t, "client")] != testfleet.Offender ||
 		top.rows[0][top.col(t, "refused")] != strconv.Itoa(tr.OffenderTotal) || top.rows[0][top.col(t, "hosts")] != strconv.Itoa(tr.OffenderHosts) {
 		t.Errorf("%s: top-offenders: first row %v of %d, want %s with %d refused on %d hosts", server, top.rows[0], len(top.rows), testfleet.Offender, tr.OffenderTotal, tr.OffenderHosts)
+	}
+	// The offender is refused on every host it touched; the threshold is that many hosts.
+	many := res["ip-denied-many-hosts"]
+	if r := many.rows[0]; r[many.col(t, "client")] != testfleet.Offender || r[many.col(t, "hosts")] != strconv.Itoa(tr.OffenderHosts) ||
+		r[many.col(t, "refused")] != strconv.Itoa(tr.OffenderTotal) || r[many.col(t, "top_outcome")] != "DENIED_RBL" {
+		t.Errorf("%s: ip-denied-many-hosts: first row %v, want %s refused %d times on %d hosts (DENIED_RBL)", server, r, testfleet.Offender, tr.OffenderTotal, tr.OffenderHosts)
+	}
+	for _, r := range many.rows {
+		if n, _ := strconv.Atoi(r[many.col(t, "hosts")]); n < tr.OffenderHosts {
+			t.Errorf("%s: ip-denied-many-hosts lists %v below min_hosts=%d", server, r, tr.OffenderHosts)
+		}
 	}
 	hs := res["host-summary"]
 	want := tr.PerHostOutcome[testfleet.Hosts[0].Name]

@@ -15,7 +15,7 @@ func TestEmbeddedQueriesParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"host-summary", "ip", "recipient", "sender", "session", "top-offenders"}
+	want := []string{"host-summary", "ip", "ip-denied-many-hosts", "recipient", "sender", "session", "top-offenders"}
 	var got []string
 	for _, q := range all {
 		got = append(got, q.Name)

@@ -130,10 +130,14 @@ SELECT uniqExactMerge(sessions) AS u FROM mx.sessions_per_minute;
 	if err != nil {
 		t.Fatalf("modern DDL failed on chdb: %v", err)
 	}
-	for _, want := range []string{"1\texample.org\t::ffff:192.0.2.0", "u\n1", "alerts\t1\t14\t3\t1\t1"} {
+	for _, want := range []string{"1\texample.org\t::ffff:192.0.2.0", "u\n1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("chdb output lacks %q:\n%s", want, out)
 		}
+	}
+	// Migration 0003: the latest version of the alert, one row, open, with its count.
+	if want := "alerts\t1\t14\t3\t1\t1"; !strings.Contains(out, want) {
+		t.Errorf("chdb output lacks %q:\n%s", want, out)
 	}
 }
 

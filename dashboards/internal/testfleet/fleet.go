@@ -55,6 +55,8 @@ type Truth struct {
 	TraceRecipient  string // a recipient address with RecipientSessions sessions
 	RecipientHits   int
 	OpenAlerts      int // alerts with no resolved_at
+	OpenAlertLines  int // sum of count over the open alerts
+	AlertLines      int // sum of count over every alert
 	Alerts          int
 	ReplayedRecords int // session records written twice on purpose
 }
@@ -70,15 +72,18 @@ type Fleet struct {
 	Truth  Truth
 }
 
-// Alert is one row of the alerts table (the alerting stage will own its Go type).
+// Alert is one row of the alerts table (the alerting stage owns its Go type; this one mirrors
+// the table, migration 0003 included).
 type Alert struct {
-	ID                     string
-	FiredAt, ResolvedAt    time.Time // zero ResolvedAt: still open
-	Rule, Severity         string
-	Host, Product, Outcome string
-	Value, Threshold       float64
-	Summary, Details       string
-	Version                uint64
+	ID                            string
+	FiredAt, LastSeen, ResolvedAt time.Time // zero ResolvedAt: still open
+	Rule, Code, Severity          string
+	Host, Product, Outcome        string
+	Count                         uint64
+	Value, Threshold              float64
+	SessionID, Example            string
+	Summary, Details              string
+	Version                       uint64
 }
 
 var (
@@ -342,29 +347,41 @@ func (g *gen) sessionTo(h Host, at time.Time, ip, from string, o record.Outcome,
 
 func (g *gen) alerts() {
 	tr := &g.f.Truth
-	rules := []struct{ rule, sev, outcome string }{
-		{"deny_spike", "warning", "DENIED_RBL"}, {"parse_failures", "critical", ""}, {"host_silent", "critical", ""},
+	rules := []struct{ rule, code, sev, outcome, example string }{
+		{"isode_critical", "14", "critical", "", "M-Switch event Critical (14): queue manager lost its database"},
+		{"open_relay", "ME-I0110", "critical", "", "ME-I0110: server is configured to allow anyone to relay"},
+		{"host_silent", "", "critical", "", ""},
 	}
 	for i := 0; i < 12; i++ {
 		h := Hosts[i%len(Hosts)]
 		r := rules[i%len(rules)]
 		a := Alert{
 			ID: fmt.Sprintf("al-%04d", i), FiredAt: T0.Add(time.Duration(10+i*13) * time.Minute),
-			Rule: r.rule, Severity: r.sev, Host: h.Name, Product: h.Product, Outcome: r.outcome,
-			Value: float64(40 + i*3), Threshold: 30, Version: 1,
+			Rule: r.rule, Code: r.code, Severity: r.sev, Host: h.Name, Product: h.Product, Outcome: r.outcome,
+			Count: uint64(1 + i%4), Value: float64(40 + i*3), Threshold: 30,
 			Summary: fmt.Sprintf("%s on %s", r.rule, h.Name), Details: `{"window":"5m"}`,
+		}
+		if r.example != "" {
+			a.Example, a.SessionID = r.example, fmt.Sprintf("sess-%04d", i)
+		}
+		a.LastSeen = a.FiredAt.Add(time.Duration(a.Count-1) * time.Minute)
+		a.Version = a.Count << 1
+		// The alert was first written with count 1, then again with the repeats.
+		if a.Count > 1 {
+			first := a
+			first.Count, first.LastSeen, first.Version = 1, a.FiredAt, 2
+			g.f.Alerts = append(g.f.Alerts, first)
 		}
 		if i%3 != 0 {
 			a.ResolvedAt = a.FiredAt.Add(20 * time.Minute)
-			// The alert was first written open, then again resolved with a higher version.
-			open := a
-			open.ResolvedAt, open.Version = time.Time{}, 0
-			g.f.Alerts = append(g.f.Alerts, open)
+			a.Version |= 1
 		} else {
 			tr.OpenAlerts++
+			tr.OpenAlertLines += int(a.Count)
 		}
 		g.f.Alerts = append(g.f.Alerts, a)
 		tr.Alerts++
+		tr.AlertLines += int(a.Count)
 	}
 }
 

@@ -50,14 +50,14 @@ func Load(ctx context.Context, conn driver.Conn, db string, f *Fleet) error {
 	if err := writeBatch(ctx, w, b, 0); err != nil {
 		return err
 	}
-	q := "INSERT INTO " + db + ".alerts (alert_id, fired_at, resolved_at, rule, severity, host, product, outcome, value, threshold, summary, details, version)"
+	q := "INSERT INTO " + db + ".alerts (alert_id, fired_at, last_seen, resolved_at, rule, code, severity, host, product, outcome, count, value, threshold, session_id, example, summary, details, version)"
 	ab, err := conn.PrepareBatch(ctx, q)
 	if err != nil {
 		return fmt.Errorf("prepare alerts insert: %w", err)
 	}
 	for _, a := range f.Alerts {
-		if err := ab.Append(a.ID, a.FiredAt, resolved(a.ResolvedAt), a.Rule, a.Severity, a.Host, a.Product, a.Outcome,
-			a.Value, a.Threshold, a.Summary, a.Details, a.Version); err != nil {
+		if err := ab.Append(a.ID, a.FiredAt, a.LastSeen, resolved(a.ResolvedAt), a.Rule, a.Code, a.Severity, a.Host, a.Product, a.Outcome,
+			a.Count, a.Value, a.Threshold, a.SessionID, a.Example, a.Summary, a.Details, a.Version); err != nil {
 			return fmt.Errorf("append alert %q: %w", a.ID, err)
 		}
 	}
@@ -142,14 +142,14 @@ func ChdbScript(db string, f *Fleet) (string, error) {
 		}
 		b.WriteString(";\n")
 	}
-	b.WriteString("INSERT INTO " + db + ".alerts (alert_id, fired_at, resolved_at, rule, severity, host, product, outcome, value, threshold, summary, details, version) VALUES\n")
+	b.WriteString("INSERT INTO " + db + ".alerts (alert_id, fired_at, last_seen, resolved_at, rule, code, severity, host, product, outcome, count, value, threshold, session_id, example, summary, details, version) VALUES\n")
 	for i, a := range f.Alerts {
 		if i > 0 {
 			b.WriteString(",\n")
 		}
-		fmt.Fprintf(&b, "(%s, %s, %s, %s, %s, %s, %s, %s, %g, %g, %s, %s, %d)", lit(a.ID), ts(a.FiredAt), ts(resolved(a.ResolvedAt)),
-			lit(a.Rule), lit(a.Severity), lit(a.Host), lit(a.Product), lit(a.Outcome), a.Value, a.Threshold,
-			lit(a.Summary), lit(a.Details), a.Version)
+		fmt.Fprintf(&b, "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %d, %g, %g, %s, %s, %s, %s, %d)", lit(a.ID), ts(a.FiredAt), ts(a.LastSeen),
+			ts(resolved(a.ResolvedAt)), lit(a.Rule), lit(a.Code), lit(a.Severity), lit(a.Host), lit(a.Product), lit(a.Outcome),
+			a.Count, a.Value, a.Threshold, lit(a.SessionID), lit(a.Example), lit(a.Summary), lit(a.Details), a.Version)
 	}
 	b.WriteString(";\n")
 	b.WriteString("INSERT INTO " + db + ".deadletter (time, reason, error, topic, partition, offset, key, raw) VALUES\n")
