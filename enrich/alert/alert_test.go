@@ -2,6 +2,7 @@ package alert
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -206,6 +207,63 @@ func TestRelayUnexpected(t *testing.T) {
 	pp.line("me1", "03/09/26 12:43:52 ME-I0107: Relay Granted: Sender IP (203.0.113.9) is within an authorized IP range.")
 	if len(pp.out) != 0 {
 		t.Fatalf("rule fired without trusted networks: %+v", pp.out)
+	}
+}
+
+// TestRelayUnexpectedSmtpf: smtpf logs no relay grant of its own, but a session end whose
+// client flags include "relay" (the access map lets the client relay) is one; Engine.Line
+// raises relay_unexpected for it outside the trusted networks, once per session end line.
+func TestRelayUnexpectedSmtpf(t *testing.T) {
+	const end = `Feb  7 05:29:44 gw4 smtpf[28585]: k165S4285856336700 end i=%s p="mail.example.org" f="%s" h="mail.example.org" b=0 t=100`
+	p, err := parse.New(parse.Options{DefaultYear: 2026})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, trusted := range []bool{true, false} {
+		cfg := Defaults()
+		if trusted {
+			cfg.Trusted = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}
+		}
+		e, err := New(cfg, NewCatalogue(cfg.Trusted))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []Record
+		var ev event.Event
+		for i, c := range []struct {
+			ip, flags string
+			raise     bool
+		}{
+			{"192.0.2.9", "relay,quit", false},                   // trusted
+			{"2001:db8::25", "lan,relay", false},                 // trusted (IPv6)
+			{"203.0.113.7", "white,ptr_multidomain,quit", false}, // no relay flag
+			{"203.0.113.7", "relay_x,quit", false},               // not the flag itself
+			{"203.0.113.7", "white,relay,quit", true},
+			{"198.51.100.4", "relay", true},
+		} {
+			src := event.Source{Host: "gw4", File: "raw/0", Offset: int64(i)}
+			p.Parse(&ev, []byte(fmt.Sprintf(end, c.ip, c.flags)), &src)
+			if !ev.Parsed || !smtpfEnd(&ev) || ev.FieldString(event.FieldFlags) != c.flags {
+				t.Fatalf("end line: parsed %v code %q name %q flags %q", ev.Parsed, ev.CodeString(), ev.Bytes(ev.Name), ev.Field(event.FieldFlags))
+			}
+			var cl Class
+			cl, out = e.Line(&ev, out)
+			if (cl.Rule == RuleRelayUnexpected) != (trusted && c.raise) {
+				t.Errorf("trusted=%v %s f=%s: rule %q", trusted, c.ip, c.flags, cl.Rule)
+			}
+		}
+		if !trusted && len(out) != 0 {
+			t.Fatalf("rule fired without trusted networks: %+v", out)
+		}
+		if trusted { // the second grant is a throttled repeat of the same alert
+			if len(out) != 1 || out[0].Rule != "relay_unexpected" || out[0].Severity != "critical" || out[0].Host != "gw4" ||
+				!strings.Contains(out[0].Example, "203.0.113.7") {
+				t.Fatalf("records %+v", out)
+			}
+			if out = e.Expire(time.Date(2026, 2, 7, 6, 0, 0, 0, time.UTC), out[:0]); len(out) != 1 || out[0].Count != 2 {
+				t.Fatalf("resolved %+v, want one alert counting both grants", out)
+			}
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/netip"
 	"runtime"
 	"sort"
 	"sync"
@@ -91,7 +92,8 @@ func cpuNow() time.Duration {
 // counters per line, host counters per line and session, the engine on notable events and
 // closed sessions, Expire on the watermark). It returns the alert records emitted.
 func pass(b *testing.B, p *parse.Parser, lines []benchLine, withAlerts bool, m *Metrics) int {
-	cat := NewCatalogue(nil)
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} // relay_unexpected on
+	cat := NewCatalogue(trusted)
 	sc := session.Defaults()
 	if withAlerts {
 		sc.NotableCodes = cat.NotableCodes()
@@ -100,7 +102,9 @@ func pass(b *testing.B, p *parse.Parser, lines []benchLine, withAlerts bool, m *
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng, err := New(Defaults(), cat)
+	cfg := Defaults()
+	cfg.Trusted = trusted
+	eng, err := New(cfg, cat)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -131,6 +135,10 @@ func pass(b *testing.B, p *parse.Parser, lines []benchLine, withAlerts bool, m *
 		if withAlerts {
 			m.Event(ev.Product, cat.Severity(&ev))
 			hosts.Line(ev.Bytes(ev.Host))
+			var cl Class
+			if cl, recs = eng.Line(&ev, recs); cl.Rule != RuleNone {
+				m.Matched(cl, ev.Product.String())
+			}
 		}
 		sessions(asm.Add(&ev))
 		if ev.Time.After(now) {

@@ -118,6 +118,8 @@ func NewCatalogue(trusted []netip.Prefix) *Catalogue {
 	add(event.ProductSmtpf, smtpfCodes(crit, RuleSmtpfLicence, 396, 397, 398, 399, 400, 401, 402, 403, 404, 405, 406, 407, 409, 410, 411, 412))
 	add(event.ProductSmtpf, smtpfCodes(crit, RuleSmtpfAccept, 602))
 	add(event.ProductSmtpf, smtpfCodes(event.SeverityWarning, RuleDNSBLFailure, 446, 453, 468, 473))
+	// a session end whose client may relay (Engine.Line): only outside the trusted networks
+	add(event.ProductSmtpf, map[string]entry{relayGrantCode: {event.SeverityInfo, RuleRelayUnexpected}})
 	add(event.ProductSmtpf, smtpfCodes(event.SeverityNotice, RuleNone,
 		161, 207, 375, // a virus found by avastd, clamd, fpscand
 		616,      // SIQ verdict text
@@ -158,7 +160,7 @@ func (c *Catalogue) NotableCodes() []string {
 	var out []string
 	for _, m := range c.codes {
 		for code, e := range m {
-			if e.rule != RuleNone {
+			if e.rule != RuleNone && code != relayGrantCode { // that one reaches Engine.Line
 				out = append(out, code)
 			}
 		}

@@ -197,6 +197,53 @@ func (e *Engine) Event(ev *record.Event, dst []Record) (Class, []Record) {
 	return cl, dst
 }
 
+// Line feeds one parsed line for the rules that read lines the assembler does not make
+// notable: smtpf's session end (#721) whose client flags include "relay" (the access map
+// lets the client relay) from a client outside the trusted networks raises relay_unexpected.
+// Hot path: a product and code comparison for every other line, no allocation.
+func (e *Engine) Line(ev *event.Event, dst []Record) (Class, []Record) {
+	if ev.Product != event.ProductSmtpf || len(e.cat.trusted) == 0 || !smtpfEnd(ev) ||
+		!hasFlag(ev.Field(event.FieldFlags), "relay") {
+		return Class{}, dst
+	}
+	ip, err := netip.ParseAddr(string(ev.Field(event.FieldClientIP)))
+	if err != nil || e.cat.isTrusted(ip) {
+		return Class{}, dst
+	}
+	r := record.Event{Time: ev.Time.UTC(), Host: string(ev.Bytes(ev.Host)), Product: ev.Product.String(),
+		Dialect: ev.Dialect.String(), Code: relayGrantCode, Name: "client_relay",
+		Severity: ev.Severity.String(), RawSeverity: string(ev.Bytes(ev.SeverityRaw)), ClientIP: ip.String(),
+		Raw: string(ev.Raw()), Pos: record.Position{Source: ev.Pos.File, Offset: ev.Pos.Offset}}
+	return e.Event(&r, dst)
+}
+
+// smtpfEnd reports whether ev is smtpf's session end: #721, or "end" without a number (2.0.x).
+func smtpfEnd(ev *event.Event) bool {
+	code := ev.Bytes(ev.Code)
+	return string(code) == "#721" || len(code) == 0 && string(ev.Bytes(ev.Name)) == "end"
+}
+
+// relayGrantCode is the alert code of an smtpf session end with the client flag "relay".
+const relayGrantCode = "#721 relay"
+
+// hasFlag reports whether the comma list f holds the flag name.
+func hasFlag(f []byte, name string) bool {
+	for len(f) > 0 {
+		i := 0
+		for i < len(f) && f[i] != ',' {
+			i++
+		}
+		if string(f[:i]) == name {
+			return true
+		}
+		if i == len(f) {
+			break
+		}
+		f = f[i+1:]
+	}
+	return false
+}
+
 // AuthFailed reports whether a closed session failed AUTH.
 func AuthFailed(s *record.Session) bool {
 	if s.Outcome == record.AuthFailed {

@@ -59,6 +59,9 @@ func TestSmtpfNormalisationAgainstParserCatalogue(t *testing.T) {
 		t.Fatalf("the parser knows only %d smtpf numbers: is the line form still right?", len(known))
 	}
 	for code, e := range cat.codes[event.ProductSmtpf] {
+		if code == relayGrantCode {
+			continue // not a message number: the relay flag of a session end (Engine.Line)
+		}
 		if sev, ok := known[code]; !ok || sev != event.SeverityError {
 			t.Errorf("alert catalogue re-levels %s (to %s), which the parser's catalogue has at %s", code, e.sev, sev)
 		}

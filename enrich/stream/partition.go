@@ -226,6 +226,11 @@ func (p *partition) handle(m *kafka.Message, now time.Time) {
 			if p.alerts != nil {
 				e.am.Event(p.ev.Product, e.cat.Severity(&p.ev))
 				p.hosts.Line(p.ev.Bytes(p.ev.Host))
+				var cl alert.Class
+				if cl, p.arecs = p.alerts.Line(&p.ev, p.arecs); cl.Rule != alert.RuleNone {
+					e.am.Matched(cl, p.ev.Product.String())
+					p.alertRecords()
+				}
 			}
 			p.sessions(p.asm.Add(&p.ev))
 			if p.sinceExpire++; p.sinceExpire >= expireEvery {
