@@ -82,7 +82,7 @@ func sinkMain(ctx context.Context, cfg config.Config, migrate bool, log *slog.Lo
 	reader := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:     cfg.Kafka.Brokers,
 		GroupID:     cfg.Sink.GroupID,
-		GroupTopics: []string{t.Sessions, t.Events, t.DeadLetter, t.Alerts},
+		GroupTopics: sinkTopics(ctx, cfg.Kafka, log),
 		MinBytes:    1,
 		MaxBytes:    10 << 20,
 		MaxWait:     time.Second, // 250 ms with 10 MiB gave i/o timeouts (MEASURED.md)
