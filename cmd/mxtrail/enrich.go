@@ -48,6 +48,13 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		fmt.Fprintf(stderr, "mxtrail enrich: %v\n", err)
 		return 2
 	}
+	if cfg.Enrich.Alerts.Enabled { // rare records: fail now, not at the first critical line
+		c := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Transport: tr, Timeout: 15 * time.Second}
+		if err := ensureTopic(ctx, c, cfg.Kafka.Topics.Alerts); err != nil {
+			fmt.Fprintf(stderr, "mxtrail enrich: alerts topic %q does not exist and could not be created (create it, or set enrich.alerts.enabled: false): %v\n", cfg.Kafka.Topics.Alerts, err)
+			return 1
+		}
+	}
 	sc := cfg.Enrich.Stream
 	year := cfg.Enrich.Parser.DefaultYear
 	if year == 0 {
