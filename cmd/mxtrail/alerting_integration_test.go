@@ -249,6 +249,19 @@ func TestAlertsEndToEndIntegration(t *testing.T) {
 	if !seen["open_relay/me-a1"] {
 		t.Error("the info-level ME-I0110 line raised no open_relay alert")
 	}
+	// the events table carries the normalised severity too; the product's word stays raw
+	for _, c := range []struct{ host, code, sev, raw string }{
+		{"me-a1", "ME-I0110", "critical", "I"}, {"smf-a1", "#538", "critical", "ERR"}, {"smf-a1", "#446", "warning", "ERR"},
+	} {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".events WHERE host = ? AND code = ? AND severity = ? AND raw_severity = ?",
+			c.host, c.code, c.sev, c.raw).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != repeats {
+			t.Errorf("events %s %s: %d rows at %s (raw %s), want %d", c.host, c.code, n, c.sev, c.raw, repeats)
+		}
+	}
 	// every row of the table, whatever the host, is one alert id
 	var total, ids uint64
 	if err := conn.QueryRow(ctx, "SELECT count(), uniqExact(alert_id) FROM "+db+".alerts FINAL").Scan(&total, &ids); err != nil {

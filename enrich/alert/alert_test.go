@@ -547,3 +547,39 @@ func TestRevocationReplayFromCommittedOffset(t *testing.T) {
 		}
 	}
 }
+
+// TestNormaliseEvent: the notable events the stream writes to the events topic carry the
+// normalised severity (the product's word stays in raw_severity), and the engine classifies a
+// normalised event exactly as the original one (the stream normalises before the engine).
+func TestNormaliseEvent(t *testing.T) {
+	cfg := Defaults()
+	cfg.Trusted = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	pp := newPipe(t, cfg)
+	lines := []struct{ host, line, sev, raw string }{
+		{"me1", "03/09/26 12:43:51 ME-I0110: Relay Granted: Server is configured to allow anyone to relay.", "critical", "I"},
+		{"me1", "03/09/26 12:43:52 ME-I0107: Relay Granted: Sender IP (203.0.113.9) is within an authorized IP range.", "critical", "I"},
+		{"mx1", "Mar  9 12:43:51 mx1 smtpf[28585]: k4G9Bh285856336700 #207 message k4G9Bh285856336700AB is INFECTED with Eicar-Test-Signature", "notice", "ERR"},
+		{"mx1", "Mar  9 12:43:51 mx1 smtpf[28585]: #538 out of memory cache.c(120)", "critical", "ERR"},
+		{"mx1", "Mar  9 12:43:51 mx1 smtpf[28585]: #646 spamd connect error \"127.0.0.1:783\": Connection refused (111)", "error", "ERR"},
+		{"iso1", "2026-03-09 12:43:52.000 fatal MTA_SMTP Fatal 13 smtpserver[4711]: Cannot open configuration", "critical", "fatal"},
+	}
+	for _, l := range lines {
+		var ev event.Event
+		src := event.Source{Host: l.host, File: "raw/0"}
+		pp.p.Parse(&ev, []byte(l.line), &src)
+		pp.asm.Add(&ev)
+		ns := pp.asm.NotableEvents(nil)
+		if len(ns) != 1 {
+			t.Fatalf("%q: %d notable events", l.line, len(ns))
+		}
+		n := ns[0]
+		before := pp.cat.Classify(n.Product, n.Code, SeverityByName(n.Severity), n.ClientIP, n.Raw)
+		pp.cat.NormaliseEvent(&n)
+		if n.Severity != l.sev || n.RawSeverity != l.raw {
+			t.Errorf("%q: severity %s (raw %s), want %s (raw %s)", l.line, n.Severity, n.RawSeverity, l.sev, l.raw)
+		}
+		if after := pp.cat.Classify(n.Product, n.Code, SeverityByName(n.Severity), n.ClientIP, n.Raw); after != before {
+			t.Errorf("%q: classified %+v before normalising, %+v after", l.line, before, after)
+		}
+	}
+}

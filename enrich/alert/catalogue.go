@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/mxtrail/mxtrail/enrich/event"
+	"github.com/mxtrail/mxtrail/enrich/record"
 )
 
 // Rule is a stable alert-catalogue id (metrics label, alert record, README, Prometheus rules).
@@ -209,6 +210,15 @@ func (c *Catalogue) Classify(product, code string, parserSev event.Severity, cli
 		cl.Rule = RuleCriticalOther
 	}
 	return cl
+}
+
+// NormaliseEvent replaces the parser's level of a notable event by the normalised one (the
+// product's own word stays in RawSeverity), so the events topic and table agree with the
+// metrics and the alert records. Classifying a normalised event again gives the same class.
+func (c *Catalogue) NormaliseEvent(ev *record.Event) {
+	if cl := c.Classify(ev.Product, ev.Code, SeverityByName(ev.Severity), ev.ClientIP, ev.Raw); cl.Severity != event.SeverityUnset {
+		ev.Severity = cl.Severity.String()
+	}
 }
 
 func (c *Catalogue) isTrusted(ip netip.Addr) bool {

@@ -143,6 +143,7 @@ type Enricher struct {
 	cg     *kafka.ConsumerGroup
 	parser *parse.Parser
 	cat    *alert.Catalogue // nil when alerts are off
+	norm   *alert.Catalogue // normalises the severity of notable events (always set)
 	am     *alert.Metrics
 	failed atomic.Pointer[error] // a write Kafka refused after retries: stop, never commit it
 
@@ -169,8 +170,10 @@ func New(cfg Config) (*Enricher, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Enricher{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, parser: parser, parts: map[int]*partition{}}
+	e.norm = alert.NewCatalogue(nil)
 	if cfg.Alerts != nil {
 		e.cat = alert.NewCatalogue(cfg.Alerts.Trusted)
+		e.norm = e.cat
 		e.am = cfg.AlertMetrics
 		if e.am == nil {
 			e.am = alert.NewMetrics(nil, 1000)

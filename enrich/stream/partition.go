@@ -376,6 +376,7 @@ func (p *partition) events() {
 	p.evs = p.asm.NotableEvents(p.evs[:0])
 	for i := range p.evs {
 		ev := &p.evs[i]
+		p.e.norm.NormaliseEvent(ev)
 		p.e.m.eventsOut.WithLabelValues(ev.Severity).Inc()
 		p.out = append(p.out, kafka.Message{Topic: p.e.cfg.Topics.Events, Key: []byte(ev.Host),
 			Value: ev.AppendJSON(make([]byte, 0, 512))})
