@@ -9,6 +9,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/mxtrail/mxtrail/enrich/alert"
 	"github.com/mxtrail/mxtrail/enrich/parse"
 	"github.com/mxtrail/mxtrail/enrich/stream"
 	"github.com/mxtrail/mxtrail/internal/config"
@@ -47,6 +48,13 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		fmt.Fprintf(stderr, "mxtrail enrich: %v\n", err)
 		return 2
 	}
+	if cfg.Enrich.Alerts.Enabled { // rare records: fail now, not at the first critical line
+		c := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Transport: tr, Timeout: 15 * time.Second}
+		if err := ensureTopic(ctx, c, cfg.Kafka.Topics.Alerts); err != nil {
+			fmt.Fprintf(stderr, "mxtrail enrich: alerts topic %q does not exist and could not be created (create it, or set enrich.alerts.enabled: false): %v\n", cfg.Kafka.Topics.Alerts, err)
+			return 1
+		}
+	}
 	sc := cfg.Enrich.Stream
 	year := cfg.Enrich.Parser.DefaultYear
 	if year == 0 {
@@ -58,7 +66,7 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		Brokers: cfg.Kafka.Brokers,
 		GroupID: sc.GroupID,
 		Topics: stream.Topics{Raw: cfg.Kafka.Topics.Raw, Sessions: cfg.Kafka.Topics.Sessions,
-			Events: cfg.Kafka.Topics.Events, DeadLetter: cfg.Kafka.Topics.DeadLetter},
+			Events: cfg.Kafka.Topics.Events, DeadLetter: cfg.Kafka.Topics.DeadLetter, Alerts: cfg.Kafka.Topics.Alerts},
 		Dialer:    &kafka.Dialer{ClientID: cfg.Kafka.ClientID, Timeout: 10 * time.Second, DualStack: true, TLS: tr.TLS, SASLMechanism: tr.SASL},
 		Transport: tr,
 		Parser: parse.Options{PatternDir: cfg.Enrich.Parser.PatternDir, IsodeHeader: cfg.Enrich.Parser.IsodeHeader,
@@ -73,6 +81,8 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		HeartbeatInterval:  sc.HeartbeatInterval,
 		SessionTimeout:     sc.SessionTimeout,
 		Clock:              speedClock(sc.IdleClockSpeed),
+		Alerts:             cfg.Enrich.AlertConfig(),
+		AlertMetrics:       alert.NewMetrics(srv.Registry, cfg.Enrich.Alerts.HostLabelLimit),
 		Logger:             log,
 		Metrics:            stream.NewMetrics(srv.Registry),
 	})

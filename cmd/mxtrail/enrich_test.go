@@ -214,10 +214,10 @@ type streamTopics struct {
 func newStreamTopics(t testing.TB, brokers []string, partitions int) streamTopics {
 	t.Helper()
 	sfx := fmt.Sprintf("%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), rand.Uint32())
-	st := streamTopics{Topics: stream.Topics{Raw: "raw-" + sfx, Sessions: "sessions-" + sfx, Events: "events-" + sfx, DeadLetter: "dl-" + sfx}, group: "enrich-" + sfx}
+	st := streamTopics{Topics: stream.Topics{Raw: "raw-" + sfx, Sessions: "sessions-" + sfx, Events: "events-" + sfx, DeadLetter: "dl-" + sfx, Alerts: "alerts-" + sfx}, group: "enrich-" + sfx}
 	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
 	req := &kafka.CreateTopicsRequest{}
-	for _, tp := range []string{st.Raw, st.Sessions, st.Events, st.DeadLetter} {
+	for _, tp := range []string{st.Raw, st.Sessions, st.Events, st.DeadLetter, st.Alerts} {
 		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: tp, NumPartitions: partitions, ReplicationFactor: 1})
 	}
 	resp, err := c.CreateTopics(context.Background(), req)
@@ -230,7 +230,7 @@ func newStreamTopics(t testing.TB, brokers []string, partitions int) streamTopic
 		}
 	}
 	t.Cleanup(func() {
-		c.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{st.Raw, st.Sessions, st.Events, st.DeadLetter}})
+		c.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{st.Raw, st.Sessions, st.Events, st.DeadLetter, st.Alerts}})
 	})
 	return st
 }
@@ -650,7 +650,7 @@ func enrichConfigFile(t testing.TB, brokers []string, st streamTopics) string {
 	t.Helper()
 	y := fmt.Sprintf(`kafka:
   brokers: [%s]
-  topics: {raw: %s, sessions: %s, events: %s, deadletter: %s}
+  topics: {raw: %s, sessions: %s, events: %s, deadletter: %s, alerts: %s}
 http:
   listen: ""
   log_level: warn
@@ -662,7 +662,7 @@ enrich:
     idle_advance: 30m
     idle_clock_speed: 200
     commit_interval: 300ms
-`, strings.Join(brokers, ", "), st.Raw, st.Sessions, st.Events, st.DeadLetter, st.group)
+`, strings.Join(brokers, ", "), st.Raw, st.Sessions, st.Events, st.DeadLetter, st.Alerts, st.group)
 	p := filepath.Join(t.TempDir(), "enrich.yaml")
 	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
 		t.Fatal(err)

@@ -82,7 +82,7 @@ func sinkMain(ctx context.Context, cfg config.Config, migrate bool, log *slog.Lo
 	reader := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:     cfg.Kafka.Brokers,
 		GroupID:     cfg.Sink.GroupID,
-		GroupTopics: []string{t.Sessions, t.Events, t.DeadLetter},
+		GroupTopics: sinkTopics(ctx, cfg.Kafka, log),
 		MinBytes:    1,
 		MaxBytes:    10 << 20,
 		MaxWait:     time.Second, // 250 ms with 10 MiB gave i/o timeouts (MEASURED.md)
@@ -99,8 +99,9 @@ func sinkMain(ctx context.Context, cfg config.Config, migrate bool, log *slog.Lo
 	feats := schema.FeaturesFor(sv)
 	w := chsink.NewWriter(conn, cfg.ClickHouse.Database, feats, m, sc.RetryInitial, sc.RetryMax)
 	s, err := chsink.New(chsink.Config{
-		Database:     cfg.ClickHouse.Database,
-		Topics:       map[string]chsink.Kind{t.Sessions: chsink.KindSessions, t.Events: chsink.KindEvents, t.DeadLetter: chsink.KindDeadLetter},
+		Database: cfg.ClickHouse.Database,
+		Topics: map[string]chsink.Kind{t.Sessions: chsink.KindSessions, t.Events: chsink.KindEvents, t.DeadLetter: chsink.KindDeadLetter,
+			t.Alerts: chsink.KindAlerts},
 		BatchRows:    sc.BatchRows,
 		BatchBytes:   int(sc.BatchBytes),
 		BatchAge:     sc.BatchAge,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/mxtrail/mxtrail/enrich/alert"
 	"github.com/mxtrail/mxtrail/enrich/parse"
 	"github.com/mxtrail/mxtrail/enrich/session"
 )
@@ -18,6 +19,7 @@ import (
 // Topics names the enricher's input and outputs.
 type Topics struct {
 	Raw, Sessions, Events, DeadLetter string
+	Alerts                            string // alert records; required when Config.Alerts is set
 }
 
 // Config configures an Enricher. Brokers, GroupID, Topics, Parser and Session are required;
@@ -59,6 +61,13 @@ type Config struct {
 	// Clock is the wall clock of the idle advance; nil is time.Now. Tests run it faster so a
 	// quiet partition closes its sessions in seconds instead of IdleTimeout+Lateness.
 	Clock func() time.Time
+
+	// Alerts turns the alert engine on (nil: off): every parsed line is counted by product and
+	// normalised severity and by host, lines matching an event rule and sessions that failed
+	// AUTH feed a per-partition alert.Engine whose records go to Topics.Alerts under the same
+	// acknowledge-then-commit discipline as sessions.
+	Alerts       *alert.Config
+	AlertMetrics *alert.Metrics // nil: alert.NewMetrics(nil, 1000)
 
 	Logger  *slog.Logger
 	Metrics *Metrics
@@ -110,6 +119,16 @@ func (c *Config) Validate() error {
 	if err := c.Session.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Alerts != nil {
+		if c.Topics.Alerts == "" {
+			errs = append(errs, errors.New("empty alerts topic name"))
+		} else if c.Topics.Alerts == c.Topics.Raw {
+			errs = append(errs, fmt.Errorf("raw topic %q is also the alerts topic", c.Topics.Raw))
+		}
+		if err := c.Alerts.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -123,6 +142,9 @@ type Enricher struct {
 	w      *kafka.Writer
 	cg     *kafka.ConsumerGroup
 	parser *parse.Parser
+	cat    *alert.Catalogue // nil when alerts are off
+	norm   *alert.Catalogue // normalises the severity of notable events (always set)
+	am     *alert.Metrics
 	failed atomic.Pointer[error] // a write Kafka refused after retries: stop, never commit it
 
 	mu    sync.Mutex
@@ -148,6 +170,17 @@ func New(cfg Config) (*Enricher, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Enricher{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, parser: parser, parts: map[int]*partition{}}
+	e.norm = alert.NewCatalogue(nil)
+	if cfg.Alerts != nil {
+		e.cat = alert.NewCatalogue(cfg.Alerts.Trusted)
+		e.norm = e.cat
+		e.am = cfg.AlertMetrics
+		if e.am == nil {
+			e.am = alert.NewMetrics(nil, 1000)
+		}
+		// every line an event rule can match must reach the engine as a notable event
+		e.cfg.Session.NotableCodes = append(append([]string(nil), cfg.Session.NotableCodes...), e.cat.NotableCodes()...)
+	}
 	e.w = &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
 		Balancer:     &kafka.Hash{},

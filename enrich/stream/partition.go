@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/mxtrail/mxtrail/enrich/alert"
 	"github.com/mxtrail/mxtrail/enrich/event"
 	"github.com/mxtrail/mxtrail/enrich/parse"
 	"github.com/mxtrail/mxtrail/enrich/record"
@@ -43,6 +44,11 @@ type partition struct {
 	parser *parse.Parser
 	asm    *session.Assembler
 	wm     Watermark
+	alerts *alert.Engine       // nil when alerts are off; dropped with the partition
+	hosts  *alert.HostCounters // per-host counters of this partition
+	arecs  []alert.Record
+	late   int64
+	aout   []kafka.Message // alert records queued, each with its ack offset (see alertRecords)
 
 	mu sync.Mutex
 	tr *Tracker // nil until the first record
@@ -85,6 +91,13 @@ func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generatio
 	if p.asm, err = session.New(e.cfg.Session); err != nil {
 		e.failed.CompareAndSwap(nil, &err)
 		return
+	}
+	if e.cat != nil {
+		if p.alerts, err = alert.New(*e.cfg.Alerts, e.cat); err != nil {
+			e.failed.CompareAndSwap(nil, &err)
+			return
+		}
+		p.hosts = e.am.Hosts()
 	}
 	e.addPart(p)
 	defer e.dropPart(p)
@@ -210,6 +223,15 @@ func (p *partition) handle(m *kafka.Message, now time.Time) {
 			p.asm.Add(&p.ev) // counted as unparsed; never closes anything
 		} else {
 			p.wm.Observe(p.ev.Time, now)
+			if p.alerts != nil {
+				e.am.Event(p.ev.Product, e.cat.Severity(&p.ev))
+				p.hosts.Line(p.ev.Bytes(p.ev.Host))
+				var cl alert.Class
+				if cl, p.arecs = p.alerts.Line(&p.ev, p.arecs); cl.Rule != alert.RuleNone {
+					e.am.Matched(cl, p.ev.Product.String())
+					p.alertRecords()
+				}
+			}
 			p.sessions(p.asm.Add(&p.ev))
 			if p.sinceExpire++; p.sinceExpire >= expireEvery {
 				p.expire(now)
@@ -219,6 +241,9 @@ func (p *partition) handle(m *kafka.Message, now time.Time) {
 	p.events()
 	p.mu.Lock()
 	err := p.tr.Consumed(m.Offset, len(p.out))
+	if err == nil {
+		err = p.addHeld(m.Offset)
+	}
 	p.mu.Unlock()
 	p.lastOffset = m.Offset
 	if err != nil {
@@ -240,9 +265,12 @@ func (p *partition) idle(now time.Time) {
 	p.out = p.out[:0]
 	p.expire(now)
 	p.events()
-	if len(p.out) > 0 {
+	if len(p.out) > 0 || len(p.aout) > 0 {
 		p.mu.Lock()
 		err := p.tr.AddOutputs(p.lastOffset, len(p.out))
+		if err == nil {
+			err = p.addHeld(p.lastOffset)
+		}
 		p.mu.Unlock()
 		if err != nil {
 			p.e.log.Error("offset bookkeeping", "partition", p.id, "err", err)
@@ -261,6 +289,10 @@ func (p *partition) expire(now time.Time) {
 	}
 	p.lastExpire = wm
 	p.sessions(p.asm.Expire(wm))
+	if p.alerts != nil {
+		p.arecs = p.alerts.Expire(wm, p.arecs)
+		p.alertRecords()
+	}
 	p.gauges()
 }
 
@@ -287,7 +319,56 @@ func (p *partition) sessions(rs []record.Session) {
 		m.sessionsOut.WithLabelValues(r.Product, string(r.Outcome)).Inc()
 		p.out = append(p.out, kafka.Message{Topic: p.e.cfg.Topics.Sessions, Key: []byte(r.SessionID),
 			Value: r.AppendJSON(make([]byte, 0, 768))})
+		if p.alerts != nil {
+			p.hosts.Session(r)
+			p.arecs = p.alerts.Session(r, p.arecs)
+		}
 	}
+	p.alertRecords()
+}
+
+// addHeld registers the queued alert records with the tracker under the offsets they are
+// attributed to and moves them to p.out (under p.mu, after the current line cur is
+// registered). A record whose window has no line of this source is attributed to cur.
+func (p *partition) addHeld(cur int64) error {
+	var err error
+	for i := range p.aout {
+		a := p.aout[i].WriterData.(*ack)
+		if a.offset < 0 || a.offset > cur {
+			a.offset = cur
+		}
+		if e := p.tr.AddOutputs(a.offset, 1); e != nil && err == nil {
+			err = e
+		}
+	}
+	p.out = append(p.out, p.aout...)
+	clear(p.aout)
+	p.aout = p.aout[:0]
+	return err
+}
+
+// alertRecords queues the alert records produced so far (key = alert_id): they belong to the
+// same offset as the sessions and events of this step.
+func (p *partition) alertRecords() {
+	if len(p.arecs) == 0 {
+		return
+	}
+	am := p.e.am
+	am.Raised(p.arecs)
+	if l := p.alerts.Stats().Late; l > p.late {
+		am.Late(l - p.late)
+		p.late = l
+	}
+	for i := range p.arecs {
+		r := &p.arecs[i]
+		// Attributed to the first line of the record's window, not to the line being handled:
+		// the commit stays before the window until Kafka has the record, so a crash replays
+		// the whole window and re-emits it (a closed window no longer holds the commit).
+		p.aout = append(p.aout, kafka.Message{Topic: p.e.cfg.Topics.Alerts, Key: []byte(r.AlertID),
+			Value: r.AppendJSON(make([]byte, 0, 1024)), WriterData: &ack{p: p, offset: r.Hold}})
+	}
+	clear(p.arecs)
+	p.arecs = p.arecs[:0]
 }
 
 // events queues the notable events produced so far (key = host).
@@ -295,10 +376,17 @@ func (p *partition) events() {
 	p.evs = p.asm.NotableEvents(p.evs[:0])
 	for i := range p.evs {
 		ev := &p.evs[i]
+		p.e.norm.NormaliseEvent(ev)
 		p.e.m.eventsOut.WithLabelValues(ev.Severity).Inc()
 		p.out = append(p.out, kafka.Message{Topic: p.e.cfg.Topics.Events, Key: []byte(ev.Host),
 			Value: ev.AppendJSON(make([]byte, 0, 512))})
+		if p.alerts != nil {
+			var cl alert.Class
+			cl, p.arecs = p.alerts.Event(ev, p.arecs)
+			p.e.am.Matched(cl, ev.Product)
+		}
 	}
+	p.alertRecords()
 }
 
 func (p *partition) deadLetter(m *kafka.Message, reason, msg string) {
@@ -333,7 +421,9 @@ func (p *partition) write() {
 		return
 	}
 	for i := range p.out {
-		p.out[i].WriterData = &ack{p: p, offset: p.lastOffset}
+		if p.out[i].WriterData == nil { // alert records carry their own (addHeld)
+			p.out[i].WriterData = &ack{p: p, offset: p.lastOffset}
+		}
 	}
 	if err := p.e.w.WriteMessages(context.Background(), p.out...); err != nil {
 		err = errors.Join(errors.New("queue outputs"), err)
@@ -348,6 +438,11 @@ func (p *partition) commit(gctx context.Context, gen *kafka.Generation, commitMu
 		return
 	}
 	low, ok := p.asm.LowestOpenPosition(p.source)
+	if p.alerts != nil { // nor past the first line of an open alert window
+		if a, aok := p.alerts.LowestOpenPosition(p.source); aok && (!ok || a < low) {
+			low, ok = a, true
+		}
+	}
 	p.mu.Lock()
 	c, allowed := p.tr.CommitOffset(low, ok)
 	p.mu.Unlock()

@@ -50,6 +50,7 @@ type Topics struct {
 	Sessions   string `yaml:"sessions"`
 	Events     string `yaml:"events"`
 	DeadLetter string `yaml:"deadletter"`
+	Alerts     string `yaml:"alerts"` // alert records (enricher → sink)
 }
 
 // SASL authentication for Kafka. Mechanism is empty (none), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
@@ -98,6 +99,7 @@ func Default() Config {
 				Sessions:   "mxtrail.sessions",
 				Events:     "mxtrail.events",
 				DeadLetter: "mxtrail.deadletter",
+				Alerts:     "mxtrail.alerts",
 			},
 			EmbeddedDataDir: "data/kafka",
 		},
@@ -367,6 +369,7 @@ func (c *Config) Validate() Problems {
 		{"kafka.topics.sessions", c.Kafka.Topics.Sessions},
 		{"kafka.topics.events", c.Kafka.Topics.Events},
 		{"kafka.topics.deadletter", c.Kafka.Topics.DeadLetter},
+		{"kafka.topics.alerts", c.Kafka.Topics.Alerts},
 	} {
 		if !validTopic(t.v) {
 			ps.add(t.path, "%q is not a valid Kafka topic name (1-249 of [a-zA-Z0-9._-])", t.v)

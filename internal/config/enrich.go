@@ -14,6 +14,7 @@ type Enrich struct {
 	Parser   Parser   `yaml:"parser"`
 	Sessions Sessions `yaml:"sessions"` // the session assembler (sessions.go)
 	Stream   Stream   `yaml:"stream"`   // the Kafka loop of mxtrail enrich (stream.go)
+	Alerts   Alerts   `yaml:"alerts"`   // the alert engine (alerts.go)
 }
 
 // Parser configures enrich/parse.
@@ -43,12 +44,13 @@ type ParserSource struct {
 }
 
 func defaultEnrich() Enrich {
-	return Enrich{Parser: Parser{TimeZone: "UTC"}, Sessions: defaultSessions(), Stream: defaultStream()}
+	return Enrich{Parser: Parser{TimeZone: "UTC"}, Sessions: defaultSessions(), Stream: defaultStream(), Alerts: defaultAlerts()}
 }
 
 func (e *Enrich) validate(ps *Problems, p string) {
 	e.Sessions.validate(ps, join(p, "sessions"))
 	e.Stream.validate(ps, join(p, "stream"))
+	e.Alerts.validate(ps, join(p, "alerts"))
 	pp := join(p, "parser")
 	c := &e.Parser
 	if c.PatternDir != "" {

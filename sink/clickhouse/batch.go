@@ -8,6 +8,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/mxtrail/mxtrail/enrich/alert"
 	"github.com/mxtrail/mxtrail/enrich/record"
 	enrichstream "github.com/mxtrail/mxtrail/enrich/stream"
 	"github.com/mxtrail/mxtrail/sink/schema"
@@ -46,20 +47,22 @@ type Batch struct {
 	sessions sessionColumns
 	events   eventColumns
 	dead     deadColumns
+	alerts   alertColumns
 
 	// first/last offset per partition, for commits and dedup tokens.
 	first, last map[partKey]int64
 	msgs        int
 	bytes       int
 	opened      time.Time
-	done        [3]bool // tables already inserted (when a later one failed and is retried)
+	done        [4]bool // tables already inserted (when a later one failed and is retried)
 
 	lex   lexer
 	sess  record.Session
 	event record.Event
+	alert alert.Record
 
 	deadReasons map[string]int
-	kindBytes   [3]int
+	kindBytes   [4]int
 }
 
 // NewBatch returns an empty batch for a server with features f. maxField bounds any one
@@ -75,10 +78,11 @@ func (b *Batch) Reset() {
 	b.sessions.reset()
 	b.events.reset()
 	b.dead.reset()
+	b.alerts.reset()
 	clear(b.first)
 	clear(b.last)
 	clear(b.deadReasons)
-	b.msgs, b.bytes, b.done, b.kindBytes = 0, 0, [3]bool{}, [3]int{}
+	b.msgs, b.bytes, b.done, b.kindBytes = 0, 0, [4]bool{}, [4]int{}
 	b.opened = time.Time{}
 }
 
@@ -111,7 +115,7 @@ func (b *Batch) Add(kind Kind, m *Message, now time.Time) {
 	}
 	b.msgs++
 	b.bytes += len(m.Value)
-	if kind >= KindSessions && kind <= KindDeadLetter {
+	if kind >= KindSessions && kind <= KindAlerts {
 		b.kindBytes[kind-1] += len(m.Value)
 	}
 	pk := partKey{m.Topic, m.Partition}
@@ -129,6 +133,8 @@ func (b *Batch) Add(kind Kind, m *Message, now time.Time) {
 	case KindDeadLetter:
 		b.addUpstreamDead(m, now)
 		return
+	case KindAlerts:
+		err = b.addAlert(m)
 	default:
 		err = fmt.Errorf("no table for topic %q", m.Topic)
 	}
@@ -249,5 +255,5 @@ func (b *Batch) dedupToken(table string) string {
 }
 
 func (b *Batch) bytesByKind() map[string]int {
-	return map[string]int{"sessions": b.kindBytes[0], "events": b.kindBytes[1], "deadletter": b.kindBytes[2]}
+	return map[string]int{"sessions": b.kindBytes[0], "events": b.kindBytes[1], "deadletter": b.kindBytes[2], "alerts": b.kindBytes[3]}
 }

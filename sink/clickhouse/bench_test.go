@@ -274,7 +274,7 @@ func BenchmarkInsertIntegration(b *testing.B) {
 			db := "mxtest_ins_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 			openTest(b, ctx, addrs, db)
 			w := NewWriter(conn, db, f, NewMetrics(nil), 100*time.Millisecond, time.Second)
-			batch.done = [3]bool{}
+			batch.done = [len(batch.done)]bool{}
 			cpu0, t0 := cpuTime(), time.Now()
 			b.StartTimer()
 			if err := w.Write(ctx, batch); err != nil {

@@ -3,17 +3,20 @@ package clickhouse
 import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the sink's Prometheus series. Labels come from fixed sets: table (sessions,
-// events, deadletter), reason (the dead-letter reasons), topic (the three consumed topics).
+// events, deadletter, alerts), reason (the dead-letter reasons), topic (the three consumed topics).
 type Metrics struct {
 	Rows          *prometheus.CounterVec
 	Bytes         *prometheus.CounterVec
 	BatchRows     prometheus.Histogram
 	InsertSeconds *prometheus.HistogramVec
 	Retries       *prometheus.CounterVec
-	DeadLettered  *prometheus.CounterVec
-	Lag           *prometheus.GaugeVec
-	Commits       prometheus.Counter
-	CommitErrors  prometheus.Counter
+	// InsertFailures counts failed INSERT attempts per table, before any retry (retryable or
+	// not): the alerting rule sink_insert_failing reads it.
+	InsertFailures *prometheus.CounterVec
+	DeadLettered   *prometheus.CounterVec
+	Lag            *prometheus.GaugeVec
+	Commits        prometheus.Counter
+	CommitErrors   prometheus.Counter
 }
 
 // NewMetrics builds the sink's metrics and registers them on reg (nil: not registered).
@@ -30,6 +33,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"table"}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxtrail_sink_insert_retries_total",
 			Help: "INSERT attempts that failed with a retryable error, per table."}, []string{"table"}),
+		InsertFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxtrail_sink_insert_failures_total",
+			Help: "INSERT attempts that failed, per table, before any retry."}, []string{"table"}),
 		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxtrail_sink_deadlettered_total",
 			Help: "Records written to the deadletter table, per reason."}, []string{"reason"}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mxtrail_sink_consumer_lag",
@@ -40,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Offset commits that failed after an acknowledged insert (the rows replay and collapse)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Rows, m.Bytes, m.BatchRows, m.InsertSeconds, m.Retries, m.DeadLettered, m.Lag, m.Commits, m.CommitErrors)
+		reg.MustRegister(m.Rows, m.Bytes, m.BatchRows, m.InsertSeconds, m.Retries, m.InsertFailures, m.DeadLettered, m.Lag, m.Commits, m.CommitErrors)
 	}
 	return m
 }

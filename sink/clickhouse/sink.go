@@ -39,7 +39,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("at least one topic is required"))
 	}
 	for t, k := range c.Topics {
-		if k < KindSessions || k > KindDeadLetter {
+		if k < KindSessions || k > KindAlerts {
 			errs = append(errs, fmt.Errorf("topic %q: unknown kind %d", t, k))
 		}
 	}

@@ -51,6 +51,7 @@ var tables = []table{
 	{0, "sessions", sessionColumnNames, func(b *Batch) []any { return b.sessions.values() }, func(b *Batch) int { return b.sessions.len() }},
 	{1, "events", eventColumnNames, func(b *Batch) []any { return b.events.values() }, func(b *Batch) int { return b.events.len() }},
 	{2, "deadletter", deadColumnNames, func(b *Batch) []any { return b.dead.values() }, func(b *Batch) int { return b.dead.len() }},
+	{3, "alerts", alertColumnNames, func(b *Batch) []any { return b.alerts.values() }, func(b *Batch) int { return b.alerts.len() }},
 }
 
 // Write inserts every non-empty table of b that is not yet done.
@@ -70,6 +71,7 @@ func (w *Writer) Write(ctx context.Context, b *Batch) error {
 				b.done[t.idx] = true
 				break
 			}
+			w.m.InsertFailures.WithLabelValues(t.name).Inc()
 			if ctx.Err() != nil {
 				return fmt.Errorf("insert %d rows into %s.%s: %w", n, w.db, t.name, ctx.Err())
 			}
