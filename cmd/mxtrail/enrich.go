@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/segmentio/kafka-go"
 
@@ -47,14 +50,32 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		fmt.Fprintf(stderr, "mxtrail enrich: %v\n", err)
 		return 2
 	}
+	srv := obs.NewServer(log)
+	e, err := newEnricher(cfg, tr, log, srv.Registry)
+	if err != nil {
+		fmt.Fprintf(stderr, "mxtrail enrich: %v\n", err)
+		return 2
+	}
+	sc := cfg.Enrich.Stream
+	srv.AddCheck("kafka", e.Ready)
+	log.Info("enricher starting", "brokers", cfg.Kafka.Brokers, "group", sc.GroupID, "topic", cfg.Kafka.Topics.Raw)
+	// the drain bound covers the partitions' own DrainTimeout plus the final commits
+	if err := obs.RunService(ctx, log, srv, cfg.HTTP.Listen, sc.DrainTimeout+10*time.Second, e); err != nil {
+		log.Error("enricher stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// newEnricher builds the streaming enricher from the configuration, its metrics on reg
+// (shared by `mxtrail enrich` and `mxtrail run`).
+func newEnricher(cfg config.Config, tr *kafka.Transport, log *slog.Logger, reg prometheus.Registerer) (*stream.Enricher, error) {
 	sc := cfg.Enrich.Stream
 	year := cfg.Enrich.Parser.DefaultYear
 	if year == 0 {
 		year = time.Now().Year()
 	}
-	srv := obs.NewServer(log)
-	sessCfg := cfg.Enrich.Sessions.Config()
-	e, err := stream.New(stream.Config{
+	return stream.New(stream.Config{
 		Brokers: cfg.Kafka.Brokers,
 		GroupID: sc.GroupID,
 		Topics: stream.Topics{Raw: cfg.Kafka.Topics.Raw, Sessions: cfg.Kafka.Topics.Sessions,
@@ -63,7 +84,7 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		Transport: tr,
 		Parser: parse.Options{PatternDir: cfg.Enrich.Parser.PatternDir, IsodeHeader: cfg.Enrich.Parser.IsodeHeader,
 			DefaultYear: year, Location: cfg.Enrich.Parser.Location()},
-		Session:            sessCfg,
+		Session:            cfg.Enrich.Sessions.Config(),
 		Lateness:           sc.Lateness,
 		IdleAdvance:        sc.IdleAdvance,
 		CommitInterval:     sc.CommitInterval,
@@ -74,20 +95,8 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		SessionTimeout:     sc.SessionTimeout,
 		Clock:              speedClock(sc.IdleClockSpeed),
 		Logger:             log,
-		Metrics:            stream.NewMetrics(srv.Registry),
+		Metrics:            stream.NewMetrics(reg),
 	})
-	if err != nil {
-		fmt.Fprintf(stderr, "mxtrail enrich: %v\n", err)
-		return 2
-	}
-	srv.AddCheck("kafka", e.Ready)
-	log.Info("enricher starting", "brokers", cfg.Kafka.Brokers, "group", sc.GroupID, "topic", cfg.Kafka.Topics.Raw)
-	// the drain bound covers the partitions' own DrainTimeout plus the final commits
-	if err := obs.RunService(ctx, log, srv, cfg.HTTP.Listen, sc.DrainTimeout+10*time.Second, e); err != nil {
-		log.Error("enricher stopped", "err", err)
-		return 1
-	}
-	return 0
 }
 
 // speedClock is time.Now, or a clock running speed times faster from now on.
