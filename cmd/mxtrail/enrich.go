@@ -51,7 +51,7 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		return 2
 	}
 	srv := obs.NewServer(log)
-	e, err := newEnricher(cfg, tr, log, srv.Registry)
+	e, err := newEnricher(cfg, tr, log, srv.Registry, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "mxtrail enrich: %v\n", err)
 		return 2
@@ -68,9 +68,13 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 }
 
 // newEnricher builds the streaming enricher from the configuration, its metrics on reg
-// (shared by `mxtrail enrich` and `mxtrail run`).
-func newEnricher(cfg config.Config, tr *kafka.Transport, log *slog.Logger, reg prometheus.Registerer) (*stream.Enricher, error) {
+// (shared by `mxtrail enrich` and `mxtrail run`). clock is the idle advance's wall clock;
+// nil means enrich.stream.idle_clock_speed times real time.
+func newEnricher(cfg config.Config, tr *kafka.Transport, log *slog.Logger, reg prometheus.Registerer, clock func() time.Time) (*stream.Enricher, error) {
 	sc := cfg.Enrich.Stream
+	if clock == nil {
+		clock = speedClock(sc.IdleClockSpeed)
+	}
 	year := cfg.Enrich.Parser.DefaultYear
 	if year == 0 {
 		year = time.Now().Year()
@@ -93,7 +97,7 @@ func newEnricher(cfg config.Config, tr *kafka.Transport, log *slog.Logger, reg p
 		MaxDeadLetterBytes: int(sc.MaxDeadLetterBytes),
 		HeartbeatInterval:  sc.HeartbeatInterval,
 		SessionTimeout:     sc.SessionTimeout,
-		Clock:              speedClock(sc.IdleClockSpeed),
+		Clock:              clock,
 		Logger:             log,
 		Metrics:            stream.NewMetrics(reg),
 	})

@@ -142,23 +142,17 @@ type runner struct {
 func (r *runner) say(format string, a ...any) { fmt.Fprintf(r.errw, "mxtrail run: "+format+"\n", a...) }
 
 func (r *runner) run(ctx context.Context) error {
-	if err := os.MkdirAll(r.f.data, 0o755); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
 	if err := r.inputs(ctx); err != nil {
 		return err
+	}
+	if err := os.MkdirAll(r.f.data, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	if r.knownYear != 0 {
 		r.cfg.Enrich.Parser.DefaultYear = r.knownYear
-	}
-
-	// Replaying old logs: the idle watermark must close the last sessions in seconds, not
-	// after idle_timeout + lateness of wall time. An explicit setting is kept.
-	if r.cfg.Enrich.Stream.IdleClockSpeed == 1 {
-		r.cfg.Enrich.Stream.IdleClockSpeed = runIdleClockSpeed
 	}
 
 	if len(r.cfg.Kafka.Brokers) == 0 {
@@ -189,7 +183,8 @@ func (r *runner) run(ctx context.Context) error {
 	srv := obs.NewServer(r.log)
 	r.reg = srv.Registry
 	pm := produce.NewMetrics(r.reg)
-	enr, err := newEnricher(r.cfg, tr, r.log, r.reg)
+	r.rp = &replayer{}
+	enr, err := newEnricher(r.cfg, tr, r.log, r.reg, r.rp.clock(r.cfg.Enrich.Stream.IdleClockSpeed))
 	if err != nil {
 		return err
 	}
@@ -218,9 +213,9 @@ func (r *runner) run(ctx context.Context) error {
 
 	kc := &kafka.Client{Addr: kafka.TCP(r.cfg.Kafka.Brokers...), Transport: tr, Timeout: 10 * time.Second}
 	statePath := filepath.Join(r.f.data, "replay-state.json")
-	r.rp = &replayer{files: r.files, prod: prod, pm: pm, maxLine: int(r.cfg.Ship.MaxLine), statePath: statePath, year: r.knownYear,
-		parser: parse.Options{PatternDir: r.cfg.Enrich.Parser.PatternDir, IsodeHeader: r.cfg.Enrich.Parser.IsodeHeader,
-			DefaultYear: cmp.Or(r.knownYear, time.Now().Year()), Location: r.cfg.Enrich.Parser.Location()}}
+	r.rp.files, r.rp.prod, r.rp.pm, r.rp.maxLine, r.rp.statePath, r.rp.year = r.files, prod, pm, int(r.cfg.Ship.MaxLine), statePath, r.knownYear
+	r.rp.parser = parse.Options{PatternDir: r.cfg.Enrich.Parser.PatternDir, IsodeHeader: r.cfg.Enrich.Parser.IsodeHeader,
+		DefaultYear: cmp.Or(r.knownYear, time.Now().Year()), Location: r.cfg.Enrich.Parser.Location()}
 	if r.rp.alreadyShipped(ctx, kc, r.cfg.Kafka.Topics.Raw) {
 		r.say("these files were shipped by an earlier run (%s): not shipping them again", statePath)
 	}
@@ -277,11 +272,30 @@ func (r *runner) run(ctx context.Context) error {
 	return nil
 }
 
-// runIdleClockSpeed is the enricher's idle clock speed in `mxtrail run` unless configured:
-// after input stops, idle_advance (30 s) is noticed in 0.15 s and the last sessions close
-// within idle_timeout + lateness / 200 (about 4 s with the defaults). A stall of the replay
-// moves the watermark by at most stall × 200 - idle_advance, far less than idle_timeout.
-const runIdleClockSpeed = 200
+// runIdleClockSpeed is how much faster than real time the enricher's idle clock runs in
+// `mxtrail run` once the replay is acknowledged (unless enrich.stream.idle_clock_speed is
+// set): idle_advance (30 s) is then noticed in 30 ms and the last sessions close within
+// (idle_timeout + lateness) / 1000, under a second with the defaults. Before that the clock
+// is real time: a replay slowed down (a busy machine, the race detector) must not look like
+// silence that runs minutes of event time on and closes sessions early, and a backlog at the
+// broker is never silence for the enricher.
+const runIdleClockSpeed = 1000
+
+// clock is the enricher's idle clock: real time until the replay is done, then speed (or
+// runIdleClockSpeed when speed is 1) times faster. It never goes back.
+func (rp *replayer) clock(speed float64) func() time.Time {
+	if speed <= 1 {
+		speed = runIdleClockSpeed
+	}
+	return func() time.Time {
+		now := time.Now()
+		at := rp.doneAt.Load()
+		if at == nil || now.Before(*at) {
+			return now
+		}
+		return at.Add(time.Duration(float64(now.Sub(*at)) * speed))
+	}
+}
 
 // inputs finds the files to ship: --logs, or the sample fleet (generated once per options).
 func (r *runner) inputs(ctx context.Context) error {
@@ -293,7 +307,7 @@ func (r *runner) inputs(ctx context.Context) error {
 		}
 		for _, p := range paths {
 			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-				r.files = append(r.files, replayFile{path: p, host: r.f.host})
+				r.files = append(r.files, replayFile{path: p, defHost: r.f.host})
 			}
 		}
 		if len(r.files) == 0 {
@@ -642,7 +656,8 @@ func isTerminal(w io.Writer) bool {
 // replayFile is one input file of the replay.
 type replayFile struct {
 	path    string
-	host    string // empty: the host named by the file's first parsed line
+	host    string // empty: the host named by the file's first parsed line, else defHost
+	defHost string
 	dialect string // hint for the enricher (a parser --format name), empty: detect
 }
 
@@ -665,6 +680,7 @@ type replayer struct {
 
 	skip    bool
 	done    atomic.Bool
+	doneAt  atomic.Pointer[time.Time] // when every line was acknowledged
 	sources []*lineSource
 }
 
@@ -733,7 +749,7 @@ func (a *countAcker) Acked(uint64) { a.n.Add(1) }
 // Run sends every line, then waits for Kafka to acknowledge them all and records the state.
 func (rp *replayer) Run(ctx context.Context) error {
 	if rp.skip {
-		rp.done.Store(true)
+		rp.finish()
 		return rp.prod.Close(context.WithoutCancel(ctx))
 	}
 	sent, err := rp.send(ctx)
@@ -767,8 +783,14 @@ func (rp *replayer) Run(ctx context.Context) error {
 	if err := os.Rename(tmp, rp.statePath); err != nil {
 		return fmt.Errorf("write replay state: %w", err)
 	}
-	rp.done.Store(true)
+	rp.finish()
 	return nil
+}
+
+func (rp *replayer) finish() {
+	now := time.Now()
+	rp.doneAt.Store(&now)
+	rp.done.Store(true)
 }
 
 func (rp *replayer) send(ctx context.Context) (int64, error) {
@@ -794,7 +816,7 @@ func (rp *replayer) send(ctx context.Context) (int64, error) {
 		l := &lineSource{name: f.path, br: bufio.NewReaderSize(fh, 64<<10), src: event.Source{Host: f.host, Dialect: d, File: f.path, Loc: rp.parser.Location}}
 		rp.sources = append(rp.sources, l)
 		if f.host == "" {
-			if f.host, err = firstHost(p, f.path, d); err != nil {
+			if f.host, err = firstHost(p, f.path, d, f.defHost); err != nil {
 				return 0, err
 			}
 		}
@@ -885,8 +907,9 @@ func (rp *replayer) send(ctx context.Context) (int64, error) {
 }
 
 // firstHost is the host named by the first parsed line among the first hostScan lines of
-// path: the key and host header of all its lines, as `mxtrail sessions` groups files.
-func firstHost(p *parse.Parser, path string, d event.Dialect) (string, error) {
+// path, else fallback: the key and host header of all its lines, as `mxtrail sessions`
+// groups files.
+func firstHost(p *parse.Parser, path string, d event.Dialect, fallback string) (string, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -903,6 +926,9 @@ func firstHost(p *parse.Parser, path string, d event.Dialect) (string, error) {
 	}
 	if l.err != nil {
 		return "", fmt.Errorf("read %q: %w", path, l.err)
+	}
+	if fallback != "" {
+		return fallback, nil
 	}
 	return "", fmt.Errorf("file %q: no host name in its first %d lines: give --host", path, hostScan)
 }

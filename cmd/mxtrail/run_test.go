@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/mxtrail/mxtrail/enrich/gen"
+	"github.com/mxtrail/mxtrail/internal/testenv"
+	chsink "github.com/mxtrail/mxtrail/sink/clickhouse"
+)
+
+// runEnv points `mxtrail run` at a throw-away database on the local ClickHouse and at the
+// embedded broker (no brokers configured), with no metrics listener (tests run in parallel
+// packages). It returns a connection for the checks and the database name.
+func runEnv(t *testing.T) (driver.Conn, string) {
+	t.Helper()
+	addrs := testenv.ClickHouseAddrs(t)
+	ctx := context.Background()
+	db := fmt.Sprintf("mxtrail_run_%d", rand.Uint32())
+	conn, err := chsink.Open(ctx, chsink.ConnConfig{Addrs: addrs, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+		conn.Close()
+	})
+	t.Setenv("MXTRAIL_KAFKA_BROKERS", "")
+	t.Setenv("MXTRAIL_CLICKHOUSE_ADDR", strings.Join(addrs, ","))
+	t.Setenv("MXTRAIL_CLICKHOUSE_DATABASE", db)
+	t.Setenv("MXTRAIL_HTTP_LISTEN", "")
+	return conn, db
+}
+
+// runOnce runs `mxtrail run --once` with args and returns stdout and stderr; it fails the
+// test unless the exit code is 0.
+func runOnce(t *testing.T, args ...string) (string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	began := time.Now()
+	code := dispatch(append([]string{"run", "--once", "--timeout", "150s", "--progress", "2s"}, args...), nil, &out, &errb)
+	t.Logf("mxtrail run %v: exit %d in %v", args, code, time.Since(began).Round(time.Millisecond))
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	return out.String(), errb.String()
+}
+
+// outcomeCounts reads sessions per "product outcome" from ClickHouse, collapsing replays.
+func outcomeCounts(t *testing.T, conn driver.Conn, db string) (final map[string]int, rows uint64) {
+	t.Helper()
+	ctx := context.Background()
+	rs, err := conn.Query(ctx, "SELECT toString(product), toString(outcome), count() FROM "+db+".sessions FINAL GROUP BY product, outcome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	final = map[string]int{}
+	for rs.Next() {
+		var p, o string
+		var n uint64
+		if err := rs.Scan(&p, &o, &n); err != nil {
+			t.Fatal(err)
+		}
+		final[p+" "+o] = int(n)
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".sessions").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	return final, rows
+}
+
+func countRows(t *testing.T, conn driver.Conn, q string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func diffCounts(want, got map[string]int) string {
+	keys := map[string]bool{}
+	for k := range want {
+		keys[k] = true
+	}
+	for k := range got {
+		keys[k] = true
+	}
+	var ks []string
+	for k := range keys {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var b strings.Builder
+	for _, k := range ks {
+		if want[k] != got[k] {
+			fmt.Fprintf(&b, "\n  %-40s want %6d, got %6d", k, want[k], got[k])
+		}
+	}
+	return b.String()
+}
+
+// TestRunOnceIntegration runs the whole pipeline on a generated fleet (10 hosts, every
+// product) with the embedded broker and the local ClickHouse, and checks what ClickHouse
+// holds against the generator's ground truth; a second run on the same data directory must
+// ship nothing again and leave the totals exact.
+func TestRunOnceIntegration(t *testing.T) {
+	conn, db := runEnv(t)
+	data := t.TempDir()
+	const lines = 60_000
+	out, errs := runOnce(t, "--data", data, "--hosts", "10", "--lines", fmt.Sprint(lines), "--seed", "7")
+
+	b, err := os.ReadFile(filepath.Join(data, "logs", gen.SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum gen.Summary
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Hosts) != 10 || len(sum.Sessions) != len(gen.Products()) || sum.Total.Lines < lines*9/10 {
+		t.Fatalf("fleet: %d hosts, %d products, %d lines; want 10 hosts, every product, ~%d lines", len(sum.Hosts), len(sum.Sessions), sum.Total.Lines, lines)
+	}
+	want := map[string]int{}
+	for p, m := range sum.Sessions {
+		for o, n := range m {
+			want[p+" "+o] = n
+		}
+	}
+	got, rows := outcomeCounts(t, conn, db)
+	if d := diffCounts(want, got); d != "" {
+		t.Fatalf("sessions per product and outcome in ClickHouse differ from the ground truth:%s\nstderr:\n%s", d, errs)
+	}
+	// every garbage line is a dead letter, inspectable in ClickHouse
+	if n := countRows(t, conn, "SELECT count() FROM "+db+".deadletter FINAL"); n != uint64(sum.Total.Garbage) {
+		t.Errorf("dead letters = %d, want the generator's %d garbage lines", n, sum.Total.Garbage)
+	}
+	if n := countRows(t, conn, "SELECT count() FROM "+db+".events FINAL"); n == 0 {
+		t.Error("no notable events in ClickHouse")
+	}
+	// the summary printed is the one read back
+	for _, s := range []string{
+		fmt.Sprintf("%d sessions", sum.Total.Sessions),
+		"equal to what ClickHouse holds",
+		"Top denied client addresses:",
+		"Alerts raised: 0",
+		"mxtrail query",
+	} {
+		if !strings.Contains(out, s) {
+			t.Errorf("summary lacks %q:\n%s", s, out)
+		}
+	}
+	for _, s := range []string{"generating a sample fleet", "embedded Kafka-protocol broker", "done: every line shipped"} {
+		if !strings.Contains(errs, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, errs)
+		}
+	}
+	if m := regexp.MustCompile(`shipped ([\d,]+) lines`).FindAllStringSubmatch(errs, -1); len(m) == 0 ||
+		m[len(m)-1][1] != count(float64(sum.Total.Lines)) {
+		t.Errorf("the last progress line does not show all %d lines shipped:\n%s", sum.Total.Lines, errs)
+	}
+
+	// Again on the same data directory: the fleet is reused, nothing is shipped twice, and
+	// neither the totals nor the stored rows change.
+	out2, errs2 := runOnce(t, "--data", data, "--hosts", "10", "--lines", fmt.Sprint(lines), "--seed", "7")
+	for _, s := range []string{"reusing the sample fleet", "not shipping them again"} {
+		if !strings.Contains(errs2, s) {
+			t.Errorf("second run: stderr lacks %q:\n%s", s, errs2)
+		}
+	}
+	got2, rows2 := outcomeCounts(t, conn, db)
+	if d := diffCounts(want, got2); d != "" {
+		t.Fatalf("second run: sessions per product and outcome differ from the ground truth:%s", d)
+	}
+	if rows2 != rows {
+		t.Errorf("second run: %d session rows stored, first run %d", rows2, rows)
+	}
+	if !strings.Contains(out2, fmt.Sprintf("%d sessions", sum.Total.Sessions)) {
+		t.Errorf("second run summary:\n%s", out2)
+	}
+}
+
+// TestRunLogsIntegration runs `mxtrail run --logs` on real published log lines (every
+// dialect) and checks ClickHouse against `mxtrail sessions` on the same files.
+func TestRunLogsIntegration(t *testing.T) {
+	conn, db := runEnv(t)
+	files, err := filepath.Glob("testdata/run/*.log")
+	if err != nil || len(files) < 6 {
+		t.Fatalf("corpus sample: %v %v", files, err)
+	}
+	total := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += bytes.Count(b, []byte("\n"))
+	}
+	// the offline oracle: one time-ordered stream per host, as run replays them
+	var off, offErr bytes.Buffer
+	if code := dispatch(append([]string{"sessions", "--year", "2021", "--host", "corpus"}, files...), nil, &off, &offErr); code != 0 {
+		t.Fatalf("mxtrail sessions: exit %d: %s", code, offErr.String())
+	}
+	want := map[string]int{}
+	for sc := bufio.NewScanner(&off); sc.Scan(); {
+		var r struct{ Product, Outcome string }
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		want[r.Product+" "+r.Outcome]++
+	}
+	if len(want) < 4 {
+		t.Fatalf("the offline oracle found too little: %v", want)
+	}
+
+	out, errs := runOnce(t, "--data", t.TempDir(), "--logs", "testdata/run/*.log", "--host", "corpus", "--year", "2021")
+	got, _ := outcomeCounts(t, conn, db)
+	if d := diffCounts(want, got); d != "" {
+		t.Fatalf("sessions per product and outcome differ from `mxtrail sessions`:%s\nstdout:\n%s\nstderr:\n%s", d, out, errs)
+	}
+	if !strings.Contains(errs, fmt.Sprintf("shipped %s lines", count(float64(total)))) {
+		t.Errorf("progress does not show all %d lines shipped:\n%s", total, errs)
+	}
+	// lines naming their own host keep it; the others take --host
+	hosts := map[string]bool{}
+	rs, err := conn.Query(context.Background(), "SELECT DISTINCT toString(host) FROM "+db+".sessions FINAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		var h string
+		if err := rs.Scan(&h); err != nil {
+			t.Fatal(err)
+		}
+		hosts[h] = true
+	}
+	rs.Close()
+	if !hosts["gateway4"] || !hosts["corpus"] {
+		t.Errorf("hosts in ClickHouse = %v, want gateway4 (named in the smtpf lines) and corpus (--host)", hosts)
+	}
+}
+
+// TestRunFlags checks the usage errors, which need no server.
+func TestRunFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--host", "h"}, "--host and --year apply to --logs only"},
+		{[]string{"--logs", "x", "--year", "20"}, "--year 20 out of range"},
+		{[]string{"--logs", filepath.Join(t.TempDir(), "none-*.log")}, "matches no regular file"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		var out, errb bytes.Buffer
+		if code := dispatch(append([]string{"run"}, c.args...), nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("run %v: exit %d, stderr %q; want exit 2 and %q", c.args, code, errb.String(), c.want)
+		}
+	}
+}
+
+func TestCount(t *testing.T) {
+	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", 99.6: "100"} {
+		if got := count(in); got != want {
+			t.Errorf("count(%v) = %q, want %q", in, got, want)
+		}
+	}
+}
