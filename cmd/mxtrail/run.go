@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"os"
@@ -55,6 +56,7 @@ type runFlags struct {
 	top      int
 	timeout  time.Duration
 	progress time.Duration
+	logLevel string
 }
 
 // runRun is `mxtrail run`: every stage in one process (replay shipper, enricher, sink) on an
@@ -76,6 +78,7 @@ func runRun(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	fs.IntVar(&f.top, "top", 10, "rows in the summary's top lists")
 	fs.DurationVar(&f.timeout, "timeout", 0, "with --once: give up (exit 1) when not done after this long (0: never)")
 	fs.DurationVar(&f.progress, "progress", 0, "progress line interval (default: 1s on a terminal, 5s otherwise)")
+	fs.StringVar(&f.logLevel, "log-level", "warn", "level of the stages' log lines (debug, info, warn, error); the progress line and the summary always show")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mxtrail run [--once] [--logs GLOB [--host H] [--year Y]] [flags]")
 		fmt.Fprintln(stderr, "Runs the shipper (replaying the files in event-time order), the enricher and the sink in one")
@@ -106,7 +109,7 @@ func runRun(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		fmt.Fprintf(stderr, "mxtrail run: %v\n", err)
 		return 2
 	}
-	log, err := obs.NewLogger(stderr, cfg.HTTP.LogFormat, cfg.HTTP.LogLevel)
+	log, err := obs.NewLogger(stderr, cfg.HTTP.LogFormat, f.logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "mxtrail run: %v\n", err)
 		return 2
@@ -667,8 +670,11 @@ type replayFile struct {
 // them. The tailer reads one file to its end before the next: for old files that puts one
 // host's lines hours after another's on a shared partition (whose watermark then closes the
 // later host's sessions early) and splits the files of one host (ICDSoft's three files join
-// into one session). When every line is acknowledged it records the files in statePath, so a
-// re-run on the same data does not ship them again.
+// into one session).
+//
+// Like the tailer it keeps positions in a state file (statePath), moved only past lines Kafka
+// acknowledged, so an interrupted run resumes where it stopped (lines sent but not yet
+// acknowledged are sent again: at least once), and a run after a complete one ships nothing.
 type replayer struct {
 	files     []replayFile
 	prod      *produce.Producer
@@ -686,50 +692,95 @@ type replayer struct {
 
 func (rp *replayer) finished() bool { return rp.done.Load() }
 
-// replayState is what replay-state.json holds: the files shipped completely, and how many
-// lines went into the raw topic.
+// replayState is what the state file holds.
 type replayState struct {
 	Files []replayStateFile `json:"files"`
-	Lines int64             `json:"lines"`
+	Lines int64             `json:"lines"` // lines acknowledged by Kafka, over every run
+	Done  bool              `json:"done"`  // every file acknowledged to its end
 }
 
+// replayStateFile identifies a file by path and the hash of its first bytes, and holds the
+// end of its last acknowledged line.
 type replayStateFile struct {
-	Path  string    `json:"path"`
-	Size  int64     `json:"size"`
-	MTime time.Time `json:"mtime"`
+	Path        string    `json:"path"`
+	Fingerprint string    `json:"fingerprint"`
+	Size        int64     `json:"size"`
+	MTime       time.Time `json:"mtime"`
+	Offset      int64     `json:"offset"`
 }
 
-func (rp *replayer) current() (replayState, error) {
+const fingerprintBytes = 1024
+
+func fingerprint(fh *os.File) (string, error) {
+	b := make([]byte, fingerprintBytes)
+	n, err := fh.ReadAt(b, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	h := fnv.New64a()
+	h.Write(b[:n])
+	return strconv.FormatUint(h.Sum64(), 16) + "/" + strconv.Itoa(n), nil
+}
+
+func (rp *replayer) loadState() (replayState, bool) {
 	var st replayState
+	b, err := os.ReadFile(rp.statePath)
+	if err != nil {
+		return st, false
+	}
+	return st, json.Unmarshal(b, &st) == nil
+}
+
+func (rp *replayer) saveState(st replayState) error {
+	b, _ := json.MarshalIndent(st, "", "  ")
+	tmp := rp.statePath + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write replay state: %w", err)
+	}
+	if err := os.Rename(tmp, rp.statePath); err != nil {
+		return fmt.Errorf("write replay state: %w", err)
+	}
+	return nil
+}
+
+// identify returns the state entry of each file as it is now (offset 0).
+func (rp *replayer) identify() ([]replayStateFile, error) {
+	var out []replayStateFile
 	for _, f := range rp.files {
-		fi, err := os.Stat(f.path)
+		fh, err := os.Open(f.path)
 		if err != nil {
-			return st, err
+			return nil, err
+		}
+		fi, err := fh.Stat()
+		if err != nil {
+			fh.Close()
+			return nil, err
+		}
+		fp, err := fingerprint(fh)
+		fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read %q: %w", f.path, err)
 		}
 		abs, _ := filepath.Abs(f.path)
-		st.Files = append(st.Files, replayStateFile{Path: abs, Size: fi.Size(), MTime: fi.ModTime().UTC()})
+		out = append(out, replayStateFile{Path: abs, Fingerprint: fp, Size: fi.Size(), MTime: fi.ModTime().UTC()})
 	}
-	sort.Slice(st.Files, func(i, j int) bool { return st.Files[i].Path < st.Files[j].Path })
-	return st, nil
+	return out, nil
 }
 
 // alreadyShipped reports whether the same files, unchanged, were shipped completely into a
 // raw topic that still holds at least as many records.
 func (rp *replayer) alreadyShipped(ctx context.Context, kc *kafka.Client, raw string) bool {
-	b, err := os.ReadFile(rp.statePath)
-	if err != nil {
+	old, ok := rp.loadState()
+	if !ok || !old.Done {
 		return false
 	}
-	var old replayState
-	if json.Unmarshal(b, &old) != nil {
+	cur, err := rp.identify()
+	if err != nil || len(cur) != len(old.Files) {
 		return false
 	}
-	cur, err := rp.current()
-	if err != nil || len(cur.Files) != len(old.Files) {
-		return false
-	}
-	for i := range cur.Files {
-		if cur.Files[i].Path != old.Files[i].Path || cur.Files[i].Size != old.Files[i].Size || !cur.Files[i].MTime.Equal(old.Files[i].MTime) {
+	for i := range cur {
+		o := old.Files[i]
+		if cur[i].Path != o.Path || cur[i].Fingerprint != o.Fingerprint || cur[i].Size != o.Size || !cur[i].MTime.Equal(o.MTime) || o.Offset != o.Size {
 			return false
 		}
 	}
@@ -741,10 +792,17 @@ func (rp *replayer) alreadyShipped(ctx context.Context, kc *kafka.Client, raw st
 	return true
 }
 
-// countAcker counts acknowledged lines; the producer tells it in order.
-type countAcker struct{ n atomic.Int64 }
+// fileAcker moves a file's acknowledged position: the producer tells it, in order, the seq
+// each line was sent with, which is the offset just past that line.
+type fileAcker struct {
+	off   atomic.Int64
+	lines atomic.Int64
+}
 
-func (a *countAcker) Acked(uint64) { a.n.Add(1) }
+func (a *fileAcker) Acked(seq uint64) {
+	a.off.Store(int64(seq))
+	a.lines.Add(1)
+}
 
 // Run sends every line, then waits for Kafka to acknowledge them all and records the state.
 func (rp *replayer) Run(ctx context.Context) error {
@@ -752,36 +810,83 @@ func (rp *replayer) Run(ctx context.Context) error {
 		rp.finish()
 		return rp.prod.Close(context.WithoutCancel(ctx))
 	}
-	sent, err := rp.send(ctx)
+	files, err := rp.identify()
+	if err != nil {
+		return err
+	}
+	var prevLines int64
+	if old, ok := rp.loadState(); ok && !old.Done {
+		byPath := map[string]replayStateFile{}
+		for _, o := range old.Files {
+			byPath[o.Path] = o
+		}
+		resumed := 0
+		for i := range files {
+			if o, ok := byPath[files[i].Path]; ok && o.Fingerprint == files[i].Fingerprint && o.Offset <= files[i].Size {
+				files[i].Offset = o.Offset
+				if o.Offset > 0 {
+					resumed++
+				}
+			}
+		}
+		if resumed > 0 {
+			prevLines = old.Lines
+		}
+	}
+	acks := make([]*fileAcker, len(files))
+	for i := range acks {
+		acks[i] = &fileAcker{}
+		acks[i].off.Store(files[i].Offset)
+	}
+	snapshot := func(done bool) replayState {
+		st := replayState{Lines: prevLines, Done: done}
+		for i, f := range files {
+			f.Offset = acks[i].off.Load()
+			st.Lines += acks[i].lines.Load()
+			st.Files = append(st.Files, f)
+		}
+		return st
+	}
+	// positions reach the disk periodically; each write holds only acknowledged lines
+	stopSaving := make(chan struct{})
+	saved := make(chan struct{})
+	go func() {
+		defer close(saved)
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopSaving:
+				return
+			case <-t.C:
+				if err := rp.saveState(snapshot(false)); err != nil {
+					slog.Default().Warn("replay state", "err", err)
+				}
+			}
+		}
+	}()
+	err = rp.send(ctx, files, acks)
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	cerr := rp.prod.Close(dctx)
+	close(stopSaving)
+	<-saved
 	for _, l := range rp.sources {
 		if l.err != nil {
 			err = errors.Join(err, fmt.Errorf("read %q: %w", l.name, l.err))
 		}
 	}
-	if err != nil || ctx.Err() != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
+	complete := err == nil && cerr == nil && ctx.Err() == nil
+	if serr := rp.saveState(snapshot(complete)); serr != nil && err == nil {
+		err = serr
 	}
-	if cerr != nil {
+	switch {
+	case ctx.Err() != nil:
+		return nil // interrupted: the state holds what Kafka acknowledged
+	case err != nil:
+		return err
+	case cerr != nil:
 		return fmt.Errorf("lines not acknowledged by Kafka: %w", cerr)
-	}
-	st, err := rp.current()
-	if err != nil {
-		return err
-	}
-	st.Lines = sent
-	b, _ := json.MarshalIndent(st, "", "  ")
-	tmp := rp.statePath + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("write replay state: %w", err)
-	}
-	if err := os.Rename(tmp, rp.statePath); err != nil {
-		return fmt.Errorf("write replay state: %w", err)
 	}
 	rp.finish()
 	return nil
@@ -793,53 +898,54 @@ func (rp *replayer) finish() {
 	rp.done.Store(true)
 }
 
-func (rp *replayer) send(ctx context.Context) (int64, error) {
+func (rp *replayer) send(ctx context.Context, files []replayStateFile, acks []*fileAcker) error {
 	p, err := parse.New(rp.parser)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	type src struct {
 		*lineSource
 		f    replayFile
 		hdr  []kafka.Header
 		last time.Time // event time of the last parsed line: unparsed lines keep their place
-		ack  countAcker
+		ack  *fileAcker
 	}
 	var srcs []*src
-	for _, f := range rp.files {
+	for i, f := range rp.files {
 		fh, err := os.Open(f.path)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		defer fh.Close()
 		d, _ := event.ParseDialect(f.dialect) // DialectAuto when empty or unknown
-		l := &lineSource{name: f.path, br: bufio.NewReaderSize(fh, 64<<10), src: event.Source{Host: f.host, Dialect: d, File: f.path, Loc: rp.parser.Location}}
-		rp.sources = append(rp.sources, l)
 		if f.host == "" {
 			if f.host, err = firstHost(p, f.path, d, f.defHost); err != nil {
-				return 0, err
+				return err
 			}
 		}
+		start := files[i].Offset
+		if _, err := fh.Seek(start, io.SeekStart); err != nil {
+			return fmt.Errorf("seek %q to %d: %w", f.path, start, err)
+		}
+		l := &lineSource{name: f.path, br: bufio.NewReaderSize(fh, 64<<10), off: start,
+			src: event.Source{Host: f.host, Dialect: d, File: f.path, Loc: rp.parser.Location}}
+		rp.sources = append(rp.sources, l)
 		// The enricher reads yearless lines (syslog, IMail) in the year of the ingest time.
 		// A live shipper's "now" is right for lines written just now; for old files the
 		// year anchor is the end of the known year, else the file's mtime (as `mxtrail
 		// sessions` does), so both processes agree on the year.
 		ref := time.Date(rp.year, 12, 31, 23, 59, 59, 0, time.UTC)
 		if rp.year == 0 {
-			if st, err := fh.Stat(); err == nil {
-				ref = st.ModTime().UTC()
-			}
+			ref = files[i].MTime
 		}
 		l.src.YearRef = ref
-		srcs = append(srcs, &src{lineSource: l, f: f, hdr: []kafka.Header{
+		srcs = append(srcs, &src{lineSource: l, f: f, ack: acks[i], hdr: []kafka.Header{
 			{Key: wire.HeaderHost, Value: []byte(f.host)},
 			{Key: wire.HeaderSource, Value: []byte(wire.SourceFile)},
 			{Key: wire.HeaderDialect, Value: []byte(f.dialect)},
 			{Key: wire.HeaderIngestTime, Value: ref.AppendFormat(nil, wire.IngestTimeLayout)},
 		}})
 	}
-	var seq uint64
-	var sent int64
 	var lines, bytes int
 	report := func() {
 		rp.pm.Read(produce.InputFile, lines, bytes)
@@ -859,9 +965,14 @@ func (rp *replayer) send(ctx context.Context) (int64, error) {
 		if lines >= 4096 {
 			report()
 		}
-		seq++
-		sent++
-		return rp.prod.Send(ctx, produce.InputFile, s.f.host, h, raw, &s.ack, seq)
+		// seq is the offset just past the line: what the state records once it is acked
+		return rp.prod.Send(ctx, produce.InputFile, s.f.host, h, raw, s.ack, uint64(s.off))
+	}
+	at := func(s *src) time.Time {
+		if s.ev.Parsed {
+			return s.ev.Time
+		}
+		return s.last
 	}
 	for _, s := range srcs {
 		s.next(p)
@@ -874,36 +985,22 @@ func (rp *replayer) send(ctx context.Context) (int64, error) {
 		// before it (at its source's last time), so garbage never waits for the merge
 		var best *src
 		for _, s := range srcs {
-			if !s.ok {
-				continue
-			}
-			t := s.last
-			if s.ev.Parsed {
-				t = s.ev.Time
-			}
-			bt := time.Time{}
-			if best != nil {
-				bt = best.last
-				if best.ev.Parsed {
-					bt = best.ev.Time
-				}
-			}
-			if best == nil || t.Before(bt) {
+			if s.ok && (best == nil || at(s).Before(at(best))) {
 				best = s
 			}
 		}
 		if best == nil {
-			return sent, nil
+			return nil
 		}
 		if err := ship(best); err != nil {
-			return sent, err
+			return err
 		}
 		best.next(p)
 		if best.ok && best.ev.Parsed {
 			best.last = best.ev.Time
 		}
 	}
-	return sent, ctx.Err()
+	return ctx.Err()
 }
 
 // firstHost is the host named by the first parsed line among the first hostScan lines of
