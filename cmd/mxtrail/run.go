@@ -711,6 +711,10 @@ type replayStateFile struct {
 
 const fingerprintBytes = 1024
 
+// replaySaveEvery is how often the replay's acknowledged positions reach the disk (a test
+// lowers it to interrupt a run halfway with positions saved).
+var replaySaveEvery = 2 * time.Second
+
 func fingerprint(fh *os.File) (string, error) {
 	b := make([]byte, fingerprintBytes)
 	n, err := fh.ReadAt(b, 0)
@@ -734,13 +738,31 @@ func (rp *replayer) loadState() (replayState, bool) {
 func (rp *replayer) saveState(st replayState) error {
 	b, _ := json.MarshalIndent(st, "", "  ")
 	tmp := rp.statePath + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := writeSynced(tmp, b); err != nil {
 		return fmt.Errorf("write replay state: %w", err)
 	}
 	if err := os.Rename(tmp, rp.statePath); err != nil {
 		return fmt.Errorf("write replay state: %w", err)
 	}
 	return nil
+}
+
+// writeSynced writes b to path and syncs it, so a rename after it never exposes an empty
+// file after a crash.
+func writeSynced(path string, b []byte) error {
+	fh, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := fh.Write(b); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return err
+	}
+	return fh.Close()
 }
 
 // identify returns the state entry of each file as it is now (offset 0).
@@ -852,7 +874,7 @@ func (rp *replayer) Run(ctx context.Context) error {
 	saved := make(chan struct{})
 	go func() {
 		defer close(saved)
-		t := time.NewTicker(2 * time.Second)
+		t := time.NewTicker(replaySaveEvery)
 		defer t.Stop()
 		for {
 			select {
