@@ -711,9 +711,13 @@ type replayStateFile struct {
 
 const fingerprintBytes = 1024
 
-// replaySaveEvery is how often the replay's acknowledged positions reach the disk (a test
-// lowers it to interrupt a run halfway with positions saved).
-var replaySaveEvery = 2 * time.Second
+// replaySaveEvery is how often the replay's acknowledged positions reach the disk while it
+// runs (they are written at its end too, interrupted or not).
+const replaySaveEvery = 2 * time.Second
+
+// replaySentHook, when set (by a test), is told the number of lines sent so far after each
+// line, so a test can interrupt a replay at a known point.
+var replaySentHook func(sent int64)
 
 func fingerprint(fh *os.File) (string, error) {
 	b := make([]byte, fingerprintBytes)
@@ -969,6 +973,7 @@ func (rp *replayer) send(ctx context.Context, files []replayStateFile, acks []*f
 		}})
 	}
 	var lines, bytes int
+	var sent int64
 	report := func() {
 		rp.pm.Read(produce.InputFile, lines, bytes)
 		lines, bytes = 0, 0
@@ -988,7 +993,13 @@ func (rp *replayer) send(ctx context.Context, files []replayStateFile, acks []*f
 			report()
 		}
 		// seq is the offset just past the line: what the state records once it is acked
-		return rp.prod.Send(ctx, produce.InputFile, s.f.host, h, raw, s.ack, uint64(s.off))
+		if err := rp.prod.Send(ctx, produce.InputFile, s.f.host, h, raw, s.ack, uint64(s.off)); err != nil {
+			return err
+		}
+		if sent++; replaySentHook != nil {
+			replaySentHook(sent)
+		}
+		return nil
 	}
 	at := func(s *src) time.Time {
 		if s.ev.Parsed {
