@@ -587,7 +587,7 @@ func (r *runner) watch(ctx context.Context, kc *kafka.Client, began time.Time) (
 	poll := time.NewTicker(250 * time.Millisecond)
 	defer poll.Stop()
 	lastPrint := time.Now()
-	var lastShipped float64
+	var lastEnriched float64
 	lastAt := began
 	var lastErr error
 	errs := 0
@@ -615,10 +615,15 @@ func (r *runner) watch(ctx context.Context, kc *kafka.Client, began time.Time) (
 		now := time.Now()
 		finished := p.done(r.rp.finished())
 		if finished || now.Sub(lastPrint) >= every {
-			rate := (p.shipped - lastShipped) / now.Sub(lastAt).Seconds()
-			lastShipped, lastAt, lastPrint = p.shipped, now, now
-			line := fmt.Sprintf("shipped %s lines · enriched %s · sessions written %s · lag %s · %s lines/s · %v",
-				count(p.shipped), count(p.enriched), count(p.written), count(float64(p.rawLag+p.sinkLag)), count(rate), now.Sub(began).Round(time.Second))
+			// the rate is the enricher's (the pipeline's pace: the replay runs ahead of it),
+			// and the last line gives the whole run's
+			rate, per := (p.enriched-lastEnriched)/now.Sub(lastAt).Seconds(), "lines/s"
+			if finished {
+				rate, per = p.enriched/now.Sub(began).Seconds(), "lines/s overall"
+			}
+			lastEnriched, lastAt, lastPrint = p.enriched, now, now
+			line := fmt.Sprintf("shipped %s lines · enriched %s · sessions written %s · lag %s · %s %s · %v",
+				count(p.shipped), count(p.enriched), count(p.written), count(float64(p.rawLag+p.sinkLag)), count(rate), per, now.Sub(began).Round(time.Second))
 			if tty && !finished {
 				fmt.Fprintf(r.errw, "\r%-110s", line)
 			} else if tty {
@@ -1229,7 +1234,7 @@ func (r *runner) summary(ctx context.Context, took time.Duration) error {
 	fmt.Fprintf(w, "  mxtrail query top-offenders --param from=2000-01-01  the most refused clients (the sample fleet's clock is in the past)\n")
 	fmt.Fprintf(w, "  mxtrail query ip --param ip=%s --param from=2000-01-01\n", example)
 	fmt.Fprintf(w, "  (with MXTRAIL_CLICKHOUSE_ADDR=%s MXTRAIL_CLICKHOUSE_DATABASE=%s when not the defaults)\n", strings.Join(r.cfg.ClickHouse.Addrs, ","), db)
-	fmt.Fprintf(w, "  Grafana: import dashboards/grafana/*.json with the ClickHouse data source on %s (README: \"Importing the dashboards\")\n", r.cfg.ClickHouse.Addrs[0])
+	fmt.Fprintf(w, "  Grafana: import dashboards/grafana/*.json with the ClickHouse data source on %s (README: \"Importing the dashboards into an existing Grafana\")\n", r.cfg.ClickHouse.Addrs[0])
 	if a := r.cfg.HTTP.Listen; a != "" {
 		fmt.Fprintf(w, "  metrics: http://%s/metrics\n", a)
 	}
