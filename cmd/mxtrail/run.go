@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -219,8 +220,13 @@ func (r *runner) run(ctx context.Context) error {
 	r.rp.files, r.rp.prod, r.rp.pm, r.rp.maxLine, r.rp.statePath, r.rp.year = r.files, prod, pm, int(r.cfg.Ship.MaxLine), statePath, r.knownYear
 	r.rp.parser = parse.Options{PatternDir: r.cfg.Enrich.Parser.PatternDir, IsodeHeader: r.cfg.Enrich.Parser.IsodeHeader,
 		DefaultYear: cmp.Or(r.knownYear, time.Now().Year()), Location: r.cfg.Enrich.Parser.Location()}
-	if r.rp.alreadyShipped(ctx, kc, r.cfg.Kafka.Topics.Raw) {
-		r.say("these files were shipped by an earlier run (%s): not shipping them again", statePath)
+	r.rp.log = r.log
+	msg, err := r.rp.plan(ctx, kc, r.cfg.Kafka.Topics.Raw)
+	if err != nil {
+		return err
+	}
+	if msg != "" {
+		r.say("%s", msg)
 	}
 
 	// Stages stop on Ctrl-C, or (--once) when everything is done; each drains on its own.
@@ -689,10 +695,13 @@ type replayer struct {
 	statePath string
 	year      int // year of yearless lines; 0: each file's mtime
 
-	skip    bool
-	done    atomic.Bool
-	doneAt  atomic.Pointer[time.Time] // when every line was acknowledged
-	sources []*lineSource
+	log       *slog.Logger
+	start     []replayStateFile // where each file's replay starts (plan)
+	prevLines int64             // lines earlier runs had acknowledged (plan)
+	skip      bool              // every file was shipped to its end (plan)
+	done      atomic.Bool
+	doneAt    atomic.Pointer[time.Time] // when every line was acknowledged
+	sources   []*lineSource
 }
 
 func (rp *replayer) finished() bool { return rp.done.Load() }
@@ -705,13 +714,15 @@ type replayState struct {
 }
 
 // replayStateFile identifies a file by path and the hash of its first bytes, and holds the
-// end of its last acknowledged line.
+// end of its last acknowledged line with the hash of the bytes before it (a file appended to
+// resumes there; a file rewritten in place, even with the same first bytes, starts over).
 type replayStateFile struct {
 	Path        string    `json:"path"`
 	Fingerprint string    `json:"fingerprint"`
 	Size        int64     `json:"size"`
 	MTime       time.Time `json:"mtime"`
 	Offset      int64     `json:"offset"`
+	Before      string    `json:"before,omitempty"` // fingerprint of the bytes before Offset
 }
 
 const fingerprintBytes = 1024
@@ -724,15 +735,30 @@ const replaySaveEvery = 2 * time.Second
 // line, so a test can interrupt a replay at a known point.
 var replaySentHook func(sent int64)
 
-func fingerprint(fh *os.File) (string, error) {
-	b := make([]byte, fingerprintBytes)
-	n, err := fh.ReadAt(b, 0)
+// fingerprint hashes the first fingerprintBytes of a file.
+func fingerprint(fh *os.File) (string, error) { return fingerprintAt(fh, 0, fingerprintBytes) }
+
+// fingerprintAt hashes up to n bytes of fh from off.
+func fingerprintAt(fh *os.File, off int64, n int) (string, error) {
+	b := make([]byte, n)
+	n, err := fh.ReadAt(b, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", err
 	}
 	h := fnv.New64a()
 	h.Write(b[:n])
 	return strconv.FormatUint(h.Sum64(), 16) + "/" + strconv.Itoa(n), nil
+}
+
+// fingerprintBefore hashes the fingerprintBytes (or fewer) before off in the file at path.
+func fingerprintBefore(path string, off int64) (string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer fh.Close()
+	from := max(0, off-fingerprintBytes)
+	return fingerprintAt(fh, from, int(off-from))
 }
 
 func (rp *replayer) loadState() (replayState, bool) {
@@ -798,29 +824,59 @@ func (rp *replayer) identify() ([]replayStateFile, error) {
 	return out, nil
 }
 
-// alreadyShipped reports whether the same files, unchanged, were shipped completely into a
-// raw topic that still holds at least as many records.
-func (rp *replayer) alreadyShipped(ctx context.Context, kc *kafka.Client, raw string) bool {
+// plan decides where each file's replay starts: where an earlier run's acknowledged position
+// left it, if the file is still the one that run read (same path, same first bytes, same
+// bytes before the position) and the raw topic still holds at least every line the state
+// counts (a deleted broker log means shipping everything again). It returns what to tell the
+// user, if anything.
+func (rp *replayer) plan(ctx context.Context, kc *kafka.Client, raw string) (string, error) {
+	files, err := rp.identify()
+	if err != nil {
+		return "", err
+	}
+	rp.start = files
 	old, ok := rp.loadState()
-	if !ok || !old.Done {
-		return false
-	}
-	cur, err := rp.identify()
-	if err != nil || len(cur) != len(old.Files) {
-		return false
-	}
-	for i := range cur {
-		o := old.Files[i]
-		if cur[i].Path != o.Path || cur[i].Fingerprint != o.Fingerprint || cur[i].Size != o.Size || !cur[i].MTime.Equal(o.MTime) || o.Offset != o.Size {
-			return false
-		}
+	if !ok || old.Lines == 0 {
+		return "", nil
 	}
 	end, err := topicEnd(ctx, kc, raw)
-	if err != nil || end < old.Lines {
-		return false
+	if err != nil {
+		return "", fmt.Errorf("end offsets of %s: %w", raw, err)
 	}
-	rp.skip = true
-	return true
+	if end < old.Lines {
+		return fmt.Sprintf("%s holds %d records, fewer than the %d lines %s counts as shipped (a new broker log?): shipping every file from its start",
+			raw, end, old.Lines, rp.statePath), nil
+	}
+	rp.prevLines = old.Lines
+	byPath := map[string]replayStateFile{}
+	for _, o := range old.Files {
+		byPath[o.Path] = o
+	}
+	resumed, complete := 0, 0
+	var left, total int64
+	for i := range files {
+		f := &files[i]
+		if o, ok := byPath[f.Path]; ok && o.Offset > 0 && o.Offset <= f.Size && o.Fingerprint == f.Fingerprint {
+			if before, err := fingerprintBefore(f.Path, o.Offset); err == nil && before == o.Before {
+				f.Offset, f.Before = o.Offset, o.Before
+				resumed++
+			}
+		}
+		if f.Offset == f.Size {
+			complete++
+		}
+		left += f.Size - f.Offset
+		total += f.Size
+	}
+	switch {
+	case complete == len(files):
+		rp.skip = true
+		return fmt.Sprintf("these files were shipped by an earlier run (%s): not shipping them again", rp.statePath), nil
+	case resumed > 0:
+		return fmt.Sprintf("resuming where an earlier run stopped (%s): %d of %d file(s) partly or wholly shipped, %d of %d bytes left",
+			rp.statePath, resumed, len(files), left, total), nil
+	}
+	return "", nil
 }
 
 // fileAcker moves a file's acknowledged position: the producer tells it, in order, the seq
@@ -841,40 +897,27 @@ func (rp *replayer) Run(ctx context.Context) error {
 		rp.finish()
 		return rp.prod.Close(context.WithoutCancel(ctx))
 	}
-	files, err := rp.identify()
-	if err != nil {
-		return err
-	}
-	var prevLines int64
-	if old, ok := rp.loadState(); ok && !old.Done {
-		byPath := map[string]replayStateFile{}
-		for _, o := range old.Files {
-			byPath[o.Path] = o
-		}
-		resumed := 0
-		for i := range files {
-			if o, ok := byPath[files[i].Path]; ok && o.Fingerprint == files[i].Fingerprint && o.Offset <= files[i].Size {
-				files[i].Offset = o.Offset
-				if o.Offset > 0 {
-					resumed++
-				}
-			}
-		}
-		if resumed > 0 {
-			prevLines = old.Lines
-		}
-	}
+	files := rp.start
 	acks := make([]*fileAcker, len(files))
 	for i := range acks {
 		acks[i] = &fileAcker{}
 		acks[i].off.Store(files[i].Offset)
 	}
+	// the saver goroutine, then Run, own cur; send reads files
+	cur := slices.Clone(files)
 	snapshot := func(done bool) replayState {
-		st := replayState{Lines: prevLines, Done: done}
-		for i, f := range files {
-			f.Offset = acks[i].off.Load()
+		st := replayState{Lines: rp.prevLines, Done: done}
+		for i := range cur {
+			f := &cur[i]
+			if off := acks[i].off.Load(); off != f.Offset {
+				f.Offset = off
+				var err error
+				if f.Before, err = fingerprintBefore(f.Path, off); err != nil {
+					rp.log.Warn("replay state: the file will be shipped from its start next time", "file", f.Path, "err", err)
+				}
+			}
 			st.Lines += acks[i].lines.Load()
-			st.Files = append(st.Files, f)
+			st.Files = append(st.Files, *f)
 		}
 		return st
 	}
@@ -891,12 +934,12 @@ func (rp *replayer) Run(ctx context.Context) error {
 				return
 			case <-t.C:
 				if err := rp.saveState(snapshot(false)); err != nil {
-					slog.Default().Warn("replay state", "err", err)
+					rp.log.Warn("replay state", "err", err)
 				}
 			}
 		}
 	}()
-	err = rp.send(ctx, files, acks)
+	err := rp.send(ctx, files, acks)
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	cerr := rp.prod.Close(dctx)

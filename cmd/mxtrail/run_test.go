@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -369,5 +370,91 @@ func TestRunResumeIntegration(t *testing.T) {
 	t.Logf("%d sessions in ClickHouse, %d in the ground truth: %d extra; %d keys with more than one session", total, sum.Total.Sessions, extra, frags)
 	if extra < 0 || extra > sum.Total.Sessions/100 || uint64(extra) > frags {
 		t.Errorf("%d extra sessions (%d keys with fragments); want at most 1%% of %d, each a fragment sharing its key with a complete session", extra, frags, sum.Total.Sessions)
+	}
+}
+
+// TestRunReplayStateIntegration: the replay state follows the files and the broker. Lines
+// appended to a file after a complete run are all a re-run ships; a file rewritten in place
+// is shipped from its start; a broker log that lost what the state counts (deleted) makes
+// the next run ship everything again rather than skip lines the topic no longer holds.
+func TestRunReplayStateIntegration(t *testing.T) {
+	runEnv(t)
+	src, err := filepath.Glob("testdata/run/*.log")
+	if err != nil || len(src) < 6 {
+		t.Fatalf("corpus sample: %v %v", src, err)
+	}
+	dir := t.TempDir()
+	total := 0
+	for _, f := range src {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += bytes.Count(b, []byte("\n"))
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := t.TempDir()
+	args := []string{"--data", data, "--logs", filepath.Join(dir, "*.log"), "--host", "corpus", "--year", "2021"}
+	shipped := func(errs string) string {
+		t.Helper()
+		m := regexp.MustCompile(`shipped ([\d,]+) lines`).FindAllStringSubmatch(errs, -1)
+		if len(m) == 0 {
+			t.Fatalf("no progress line:\n%s", errs)
+		}
+		return m[len(m)-1][1]
+	}
+
+	if _, errs := runOnce(t, args...); shipped(errs) != count(float64(total)) {
+		t.Fatalf("first run shipped %s lines, want %d:\n%s", shipped(errs), total, errs)
+	}
+	// append two lines to one file
+	smtpf := filepath.Join(dir, "smtpf.log")
+	b, err := os.ReadFile(smtpf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	fh, err := os.OpenFile(smtpf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.Write(lines[0])
+	fh.Write(lines[1])
+	fh.Close()
+	_, errs := runOnce(t, args...)
+	if shipped(errs) != "2" || !strings.Contains(errs, "resuming where an earlier run stopped") {
+		t.Errorf("after appending 2 lines the re-run shipped %s lines, want 2:\n%s", shipped(errs), errs)
+	}
+
+	// rewrite smtpf.log in place with the same first KiB and size (its last two lines
+	// swapped): the bytes before the recorded position differ, so it is shipped again
+	b, err = os.ReadFile(smtpf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := bytes.SplitAfter(b, []byte("\n"))
+	n := len(ls) - 1 // ls ends with an empty element
+	if bytes.Equal(ls[n-2], ls[n-1]) || len(b)-len(ls[n-1])-len(ls[n-2]) < 1024 {
+		t.Fatal("smtpf sample: need two different last lines after the first KiB")
+	}
+	rewritten := slices.Concat(ls[:n-2], [][]byte{ls[n-1], ls[n-2]})
+	if err := os.WriteFile(smtpf, bytes.Join(rewritten, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errs = runOnce(t, args...)
+	if want := count(float64(n)); shipped(errs) != want {
+		t.Errorf("after rewriting smtpf.log the re-run shipped %s lines, want its %s:\n%s", shipped(errs), want, errs)
+	}
+
+	// the broker's log is gone: everything again
+	if err := os.RemoveAll(filepath.Join(data, "kafka")); err != nil {
+		t.Fatal(err)
+	}
+	_, errs = runOnce(t, args...)
+	if shipped(errs) != count(float64(total+2)) || !strings.Contains(errs, "shipping every file from its start") {
+		// every file, the appended lines included
+		t.Errorf("after deleting the broker's log the re-run shipped %s lines, want all %d:\n%s", shipped(errs), total+2, errs)
 	}
 }
