@@ -218,8 +218,7 @@ func (r *runner) run(ctx context.Context) error {
 	kc := &kafka.Client{Addr: kafka.TCP(r.cfg.Kafka.Brokers...), Transport: tr, Timeout: 10 * time.Second}
 	statePath := filepath.Join(r.f.data, "replay-state.json")
 	r.rp.files, r.rp.prod, r.rp.pm, r.rp.maxLine, r.rp.statePath, r.rp.year = r.files, prod, pm, int(r.cfg.Ship.MaxLine), statePath, r.knownYear
-	r.rp.parser = parse.Options{PatternDir: r.cfg.Enrich.Parser.PatternDir, IsodeHeader: r.cfg.Enrich.Parser.IsodeHeader,
-		DefaultYear: cmp.Or(r.knownYear, time.Now().Year()), Location: r.cfg.Enrich.Parser.Location()}
+	r.rp.parser = r.parseOptions()
 	r.rp.log = r.log
 	msg, err := r.rp.plan(ctx, kc, r.cfg.Kafka.Topics.Raw)
 	if err != nil {
@@ -306,6 +305,14 @@ func (rp *replayer) clock(speed float64) func() time.Time {
 	}
 }
 
+// parseOptions are the replay's parser options (the enricher's parser, with the year known
+// for yearless lines).
+func (r *runner) parseOptions() parse.Options {
+	p := r.cfg.Enrich.Parser
+	return parse.Options{PatternDir: p.PatternDir, IsodeHeader: p.IsodeHeader,
+		DefaultYear: cmp.Or(r.knownYear, time.Now().Year()), Location: p.Location()}
+}
+
 // inputs finds the files to ship: --logs, or the sample fleet (generated once per options).
 func (r *runner) inputs(ctx context.Context) error {
 	if r.f.logs != "" {
@@ -328,6 +335,19 @@ func (r *runner) inputs(ctx context.Context) error {
 			r.knownYear = r.f.year
 		} else {
 			r.knownYear = r.cfg.Enrich.Parser.DefaultYear
+		}
+		// each file's host now, so a file that names none fails before anything starts
+		p, err := parse.New(r.parseOptions())
+		if err != nil {
+			return err
+		}
+		for i := range r.files {
+			f := &r.files[i]
+			d, _ := event.ParseDialect(f.dialect)
+			if f.host, err = firstHost(p, f.path, d, f.defHost); err != nil {
+				r.say("%v", err)
+				return errUsage
+			}
 		}
 		return nil
 	}
@@ -514,6 +534,7 @@ func topicEnd(ctx context.Context, c *kafka.Client, topic string) (int64, error)
 
 // progress is one reading of the pipeline's state.
 type progress struct {
+	shipDone                   bool // taken first: the lags read after it include every line
 	shipped, enriched, written float64
 	rawLag, sinkLag            int64
 }
@@ -524,10 +545,15 @@ type progress struct {
 // outputs were acknowledged, so no session is open and every output is in Kafka); and then
 // the sink's group committed the ends of its topics (it commits only after ClickHouse
 // acknowledged the rows).
-func (p progress) done(shipDone bool) bool { return shipDone && p.rawLag == 0 && p.sinkLag == 0 }
+//
+// The order of the readings matters: shipDone first (once true, every line is in the raw
+// topic, so a raw lag read after it counts them), the raw lag before the sink's (once the
+// enricher committed the end, its outputs are in the output topics the sink lag reads).
+// Reading shipDone last declared a run done before its lines reached the broker.
+func (p progress) done() bool { return p.shipDone && p.rawLag == 0 && p.sinkLag == 0 }
 
 func (r *runner) read(ctx context.Context, kc *kafka.Client) (progress, error) {
-	var p progress
+	p := progress{shipDone: r.rp.finished()}
 	mfs, err := r.reg.Gather()
 	if err != nil {
 		return p, err
@@ -619,7 +645,7 @@ func (r *runner) watch(ctx context.Context, kc *kafka.Client, began time.Time) (
 			continue
 		}
 		now := time.Now()
-		finished := p.done(r.rp.finished())
+		finished := p.done()
 		if finished || now.Sub(lastPrint) >= every {
 			// the rate is the enricher's (the pipeline's pace: the replay runs ahead of it),
 			// and the last line gives the whole run's
@@ -1227,6 +1253,10 @@ func (r *runner) summary(ctx context.Context, took time.Duration) error {
 			verdict = "NOT equal to"
 		}
 		fmt.Fprintf(w, "  the generator's ground truth holds %d sessions: %s what ClickHouse holds\n", r.fleet.Total.Sessions, verdict)
+		if s.Total > r.fleet.Total.Sessions {
+			fmt.Fprintf(w, "  (the database also holds earlier runs' rows, e.g. of another fleet or --logs: give a fresh\n"+
+				"   clickhouse.database / MXTRAIL_CLICKHOUSE_DATABASE to see this fleet alone)\n")
+		}
 	}
 	// sessions by product × outcome: products as columns, outcomes as rows
 	var products []string

@@ -268,6 +268,7 @@ func TestRunFlags(t *testing.T) {
 		{[]string{"--logs", "x", "--year", "20"}, "--year 20 out of range"},
 		{[]string{"--logs", filepath.Join(t.TempDir(), "none-*.log")}, "matches no regular file"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--logs", "testdata/run/imail.log", "--year", "2021"}, "no host name in its first 1000 lines: give --host"},
 	} {
 		var out, errb bytes.Buffer
 		if code := dispatch(append([]string{"run"}, c.args...), nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
