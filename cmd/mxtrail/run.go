@@ -252,6 +252,14 @@ func (r *runner) run(ctx context.Context) error {
 	if err != nil {
 		r.log.Error("progress", "err", err)
 	}
+	var sumErr error
+	if done && !r.f.once {
+		// The pipeline keeps running (ready, serving /metrics) until Ctrl-C or a stage
+		// fails; then it drains like any stage.
+		sumErr = r.summary(context.WithoutCancel(ctx), time.Since(began))
+		r.say("the stages keep running and serving /metrics; Ctrl-C drains and stops them")
+		<-stages.Done()
+	}
 	stopStages()
 	wg.Wait()
 	close(errc)
@@ -259,24 +267,19 @@ func (r *runner) run(ctx context.Context) error {
 	for e := range errc {
 		stageErr = errors.Join(stageErr, e)
 	}
-	if stageErr != nil {
-		return stageErr
+	if stageErr != nil || sumErr != nil {
+		return errors.Join(stageErr, sumErr)
 	}
-	if !done {
-		if ctx.Err() != nil {
-			r.say("interrupted: stages drained; a re-run continues where this one stopped")
-			return nil
-		}
-		return errors.New("not done")
-	}
-	if err := r.summary(context.WithoutCancel(ctx), time.Since(began)); err != nil {
-		return err
-	}
-	if r.f.once {
+	switch {
+	case !done && ctx.Err() != nil:
+		r.say("interrupted: stages drained; a re-run continues where this one stopped")
 		return nil
+	case !done:
+		return errors.New("not done")
+	case r.f.once:
+		return r.summary(context.WithoutCancel(ctx), time.Since(began))
 	}
-	r.say("serving /metrics until Ctrl-C")
-	<-ctx.Done()
+	r.say("stages drained")
 	return nil
 }
 

@@ -6,13 +6,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -457,5 +461,88 @@ func TestRunReplayStateIntegration(t *testing.T) {
 	if shipped(errs) != count(float64(total+2)) || !strings.Contains(errs, "shipping every file from its start") {
 		// every file, the appended lines included
 		t.Errorf("after deleting the broker's log the re-run shipped %s lines, want all %d:\n%s", shipped(errs), total+2, errs)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunServeIntegration: without --once the summary is printed once everything is through,
+// then the stages keep running, ready and serving /metrics, until Ctrl-C drains them (exit 0).
+func TestRunServeIntegration(t *testing.T) {
+	runEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	t.Setenv("MXTRAIL_HTTP_LISTEN", addr)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errs syncBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- runRun(ctx, []string{"--data", t.TempDir(), "--logs", "testdata/run/*.log", "--host", "corpus", "--year", "2021"}, nil, &out, &errs)
+	}()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(errs.String(), "keep running") {
+		select {
+		case c := <-code:
+			t.Fatalf("run exited (%d) before serving:\n%s", c, errs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not serving after 2 minutes:\n%s", errs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "Read back from ClickHouse") {
+		t.Errorf("no summary before serving:\n%s", out.String())
+	}
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if c, body := get("/readyz"); c != http.StatusOK {
+		t.Errorf("/readyz while serving: %d %s", c, body)
+	}
+	// one registry for every stage: the shipper's, the enricher's and the sink's metrics
+	_, metrics := get("/metrics")
+	for _, m := range []string{"mxtrail_ship_acked_lines_total", "mxtrail_enrich_lines_in_total", "mxtrail_sink_rows_total"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+	cancel()
+	select {
+	case c := <-code:
+		if c != 0 || !strings.Contains(errs.String(), "stages drained") {
+			t.Errorf("after Ctrl-C: exit %d\n%s", c, errs.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("not stopped a minute after Ctrl-C")
 	}
 }
