@@ -657,12 +657,15 @@ func (r *runner) watch(ctx context.Context, kc *kafka.Client, began time.Time) (
 				rate, per = p.enriched/now.Sub(began).Seconds(), "lines/s overall"
 			}
 			lastEnriched, lastAt, lastPrint = p.enriched, now, now
-			line := fmt.Sprintf("shipped %s lines · enriched %s · sessions written %s · lag %s · %s %s · %v",
-				count(p.shipped), count(p.enriched), count(p.written), count(float64(p.rawLag+p.sinkLag)), count(rate), per, now.Sub(began).Round(time.Second))
+			// lag: records the enricher's group, then the sink's, have yet to commit (which
+			// stage is behind)
+			line := fmt.Sprintf("shipped %s lines · enriched %s · sessions written %s · lag %s + %s · %s %s · %v",
+				count(p.shipped), count(p.enriched), count(p.written), count(float64(p.rawLag)), count(float64(p.sinkLag)),
+				count(rate), per, now.Sub(began).Round(time.Second))
 			if tty && !finished {
-				fmt.Fprintf(r.errw, "\r%-110s", line)
+				fmt.Fprintf(r.errw, "\r%-130s", line)
 			} else if tty {
-				fmt.Fprintf(r.errw, "\r%-110s\n", line)
+				fmt.Fprintf(r.errw, "\r%-130s\n", line)
 			} else {
 				fmt.Fprintln(r.errw, line)
 			}
