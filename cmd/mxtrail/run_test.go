@@ -546,3 +546,52 @@ func TestRunServeIntegration(t *testing.T) {
 		t.Fatal("not stopped a minute after Ctrl-C")
 	}
 }
+
+// TestRunReuseFleet: the sample fleet is generated once per options and reused only while its
+// files are intact; other options or a changed file regenerate it.
+func TestRunReuseFleet(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "logs")
+	var errb bytes.Buffer
+	r := &runner{f: runFlags{seed: 5, hosts: 10, lines: 5000}, errw: &errb}
+	sum, err := r.generate(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errb.String(), "generating a sample fleet") {
+		t.Fatalf("first call did not generate:\n%s", errb.String())
+	}
+	want := genStamp{Seed: 5, Hosts: 10, Lines: 5000}
+	got, ok := reuseFleet(dir, want)
+	if !ok || got.Total != sum.Total || len(got.Files) != len(sum.Files) {
+		t.Fatalf("same options: reuse %v, summary %+v; want the generated one %+v", ok, got, sum.Total)
+	}
+	for _, other := range []genStamp{{Seed: 6, Hosts: 10, Lines: 5000}, {Seed: 5, Hosts: 11, Lines: 5000}, {Seed: 5, Hosts: 10, Lines: 6000}} {
+		if _, ok := reuseFleet(dir, other); ok {
+			t.Errorf("fleet generated with %+v reused for %+v", want, other)
+		}
+	}
+	// a file that lost its tail (an interrupted copy, a truncation) means generating again
+	victim := filepath.Join(dir, sum.Files[0].Name)
+	if err := os.Truncate(victim, sum.Files[0].Bytes/2); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := reuseFleet(dir, want); ok {
+		t.Error("fleet with a truncated file reused")
+	}
+	errb.Reset()
+	if _, err := r.generate(context.Background(), dir); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errb.String(), "generating a sample fleet") {
+		t.Errorf("a truncated fleet was not generated again:\n%s", errb.String())
+	}
+	if st, err := os.Stat(victim); err != nil {
+		t.Error(err)
+	} else if st.Size() != sum.Files[0].Bytes {
+		t.Errorf("%s after generating again: %d bytes, want %d", victim, st.Size(), sum.Files[0].Bytes)
+	}
+	errb.Reset()
+	if _, err := r.generate(context.Background(), dir); err != nil || !strings.Contains(errb.String(), "reusing the sample fleet") {
+		t.Errorf("an intact fleet was not reused (%v):\n%s", err, errb.String())
+	}
+}
