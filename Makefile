@@ -71,9 +71,14 @@ lint: check-go ## go vet and staticcheck (pinned)
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# `mxtrail run` brings its own embedded broker: only ClickHouse is started, and the exported
+# broker address (for the tests' real Kafka) is dropped. RUN_FLAGS passes flags, e.g.
+# RUN_FLAGS='--once' or RUN_FLAGS='--logs "/var/log/maillog*" --year 2024'.
+RUN_FLAGS ?=
 .PHONY: run
-run: build up ## the whole pipeline on sample data (see README)
-	./$(BIN) run
+run: build ## the whole pipeline on sample data (see README)
+	bash deploy/local/stack.sh up clickhouse
+	env -u MXTRAIL_KAFKA_BROKERS ./$(BIN) run $(RUN_FLAGS)
 
 .PHONY: clean
 clean: ## remove build output (not the stack's caches: see `make down`, .cache/)

@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/segmentio/kafka-go"
 
@@ -55,41 +58,13 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 			return 1
 		}
 	}
-	sc := cfg.Enrich.Stream
-	year := cfg.Enrich.Parser.DefaultYear
-	if year == 0 {
-		year = time.Now().Year()
-	}
 	srv := obs.NewServer(log)
-	sessCfg := cfg.Enrich.Sessions.Config()
-	e, err := stream.New(stream.Config{
-		Brokers: cfg.Kafka.Brokers,
-		GroupID: sc.GroupID,
-		Topics: stream.Topics{Raw: cfg.Kafka.Topics.Raw, Sessions: cfg.Kafka.Topics.Sessions,
-			Events: cfg.Kafka.Topics.Events, DeadLetter: cfg.Kafka.Topics.DeadLetter, Alerts: cfg.Kafka.Topics.Alerts},
-		Dialer:    &kafka.Dialer{ClientID: cfg.Kafka.ClientID, Timeout: 10 * time.Second, DualStack: true, TLS: tr.TLS, SASLMechanism: tr.SASL},
-		Transport: tr,
-		Parser: parse.Options{PatternDir: cfg.Enrich.Parser.PatternDir, IsodeHeader: cfg.Enrich.Parser.IsodeHeader,
-			DefaultYear: year, Location: cfg.Enrich.Parser.Location()},
-		Session:            sessCfg,
-		Lateness:           sc.Lateness,
-		IdleAdvance:        sc.IdleAdvance,
-		CommitInterval:     sc.CommitInterval,
-		DrainTimeout:       sc.DrainTimeout,
-		MaxLine:            int(sc.MaxLine),
-		MaxDeadLetterBytes: int(sc.MaxDeadLetterBytes),
-		HeartbeatInterval:  sc.HeartbeatInterval,
-		SessionTimeout:     sc.SessionTimeout,
-		Clock:              speedClock(sc.IdleClockSpeed),
-		Alerts:             cfg.Enrich.AlertConfig(),
-		AlertMetrics:       alert.NewMetrics(srv.Registry, cfg.Enrich.Alerts.HostLabelLimit),
-		Logger:             log,
-		Metrics:            stream.NewMetrics(srv.Registry),
-	})
+	e, err := newEnricher(cfg, tr, log, srv.Registry, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "mxtrail enrich: %v\n", err)
 		return 2
 	}
+	sc := cfg.Enrich.Stream
 	srv.AddCheck("kafka", e.Ready)
 	log.Info("enricher starting", "brokers", cfg.Kafka.Brokers, "group", sc.GroupID, "topic", cfg.Kafka.Topics.Raw)
 	// the drain bound covers the partitions' own DrainTimeout plus the final commits
@@ -98,6 +73,44 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		return 1
 	}
 	return 0
+}
+
+// newEnricher builds the streaming enricher from the configuration, its metrics on reg
+// (shared by `mxtrail enrich` and `mxtrail run`). clock is the idle advance's wall clock;
+// nil means enrich.stream.idle_clock_speed times real time.
+func newEnricher(cfg config.Config, tr *kafka.Transport, log *slog.Logger, reg prometheus.Registerer, clock func() time.Time) (*stream.Enricher, error) {
+	sc := cfg.Enrich.Stream
+	if clock == nil {
+		clock = speedClock(sc.IdleClockSpeed)
+	}
+	year := cfg.Enrich.Parser.DefaultYear
+	if year == 0 {
+		year = time.Now().Year()
+	}
+	return stream.New(stream.Config{
+		Brokers: cfg.Kafka.Brokers,
+		GroupID: sc.GroupID,
+		Topics: stream.Topics{Raw: cfg.Kafka.Topics.Raw, Sessions: cfg.Kafka.Topics.Sessions,
+			Events: cfg.Kafka.Topics.Events, DeadLetter: cfg.Kafka.Topics.DeadLetter, Alerts: cfg.Kafka.Topics.Alerts},
+		Dialer:    &kafka.Dialer{ClientID: cfg.Kafka.ClientID, Timeout: 10 * time.Second, DualStack: true, TLS: tr.TLS, SASLMechanism: tr.SASL},
+		Transport: tr,
+		Parser: parse.Options{PatternDir: cfg.Enrich.Parser.PatternDir, IsodeHeader: cfg.Enrich.Parser.IsodeHeader,
+			DefaultYear: year, Location: cfg.Enrich.Parser.Location()},
+		Session:            cfg.Enrich.Sessions.Config(),
+		Lateness:           sc.Lateness,
+		IdleAdvance:        sc.IdleAdvance,
+		CommitInterval:     sc.CommitInterval,
+		DrainTimeout:       sc.DrainTimeout,
+		MaxLine:            int(sc.MaxLine),
+		MaxDeadLetterBytes: int(sc.MaxDeadLetterBytes),
+		HeartbeatInterval:  sc.HeartbeatInterval,
+		SessionTimeout:     sc.SessionTimeout,
+		Clock:              clock,
+		Alerts:             cfg.Enrich.AlertConfig(),
+		AlertMetrics:       alert.NewMetrics(reg, cfg.Enrich.Alerts.HostLabelLimit),
+		Logger:             log,
+		Metrics:            stream.NewMetrics(reg),
+	})
 }
 
 // speedClock is time.Now, or a clock running speed times faster from now on.

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -116,13 +117,7 @@ func runShip(ctx context.Context, args []string, in io.Reader, _, stderr io.Writ
 			return 1
 		}
 	}
-	prod, err := produce.New(produce.Config{
-		Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.Topics.Raw, Transport: transport,
-		Compression: sc.Compression, ZstdLevel: sc.ZstdLevel, BatchBytes: int(sc.BatchBytes), Linger: sc.Linger,
-		MaxInFlight: int(sc.MaxInFlight), MaxMessageBytes: int(sc.MaxMessageBytes),
-		BackoffMin: sc.BackoffMin, BackoffMax: sc.BackoffMax, WriteTimeout: sc.WriteTimeout,
-		Logger: log, Metrics: pm,
-	})
+	prod, err := newProducer(cfg, transport, log, pm)
 	if err != nil {
 		fmt.Fprintf(stderr, "mxtrail ship: %v\n", err)
 		return 2
@@ -258,6 +253,19 @@ func runShip(ctx context.Context, args []string, in io.Reader, _, stderr io.Writ
 		code = 1
 	}
 	return code
+}
+
+// newProducer builds the shipper's Kafka output to kafka.topics.raw (shared by `mxtrail ship`
+// and `mxtrail run`).
+func newProducer(cfg config.Config, transport *kafka.Transport, log *slog.Logger, pm *produce.Metrics) (*produce.Producer, error) {
+	sc := cfg.Ship
+	return produce.New(produce.Config{
+		Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.Topics.Raw, Transport: transport,
+		Compression: sc.Compression, ZstdLevel: sc.ZstdLevel, BatchBytes: int(sc.BatchBytes), Linger: sc.Linger,
+		MaxInFlight: int(sc.MaxInFlight), MaxMessageBytes: int(sc.MaxMessageBytes),
+		BackoffMin: sc.BackoffMin, BackoffMax: sc.BackoffMax, WriteTimeout: sc.WriteTimeout,
+		Logger: log, Metrics: pm,
+	})
 }
 
 func startProgress(stderr io.Writer, forced bool, p *stdin.Progress) (stop func()) {

@@ -49,26 +49,13 @@ func sinkMain(ctx context.Context, cfg config.Config, migrate bool, log *slog.Lo
 	if len(cfg.Kafka.Brokers) == 0 {
 		return errors.New("kafka.brokers (or MXTRAIL_KAFKA_BROKERS) is required")
 	}
-	conn, err := chsink.Open(ctx, connConfig(cfg))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	sv, err := schema.DetectServer(conn)
-	if err != nil {
-		return err
-	}
-	if migrate {
-		if _, err := schema.Migrate(ctx, conn, schemaOptions(cfg)); err != nil {
-			return err
-		}
-	}
-	if _, err := schema.Check(ctx, conn, cfg.ClickHouse.Database); err != nil {
-		return err
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := chsink.NewMetrics(reg)
+	s, closeSink, err := newSink(ctx, cfg, migrate, log, reg)
+	if err != nil {
+		return err
+	}
+	defer closeSink()
 	if cfg.HTTP.Listen != "" {
 		srv := &http.Server{Addr: cfg.HTTP.Listen, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
@@ -78,6 +65,35 @@ func sinkMain(ctx context.Context, cfg config.Config, migrate bool, log *slog.Lo
 		}()
 		defer srv.Close()
 	}
+	return s.Run(ctx)
+}
+
+// newSink connects to ClickHouse, migrates the schema when asked, checks it, and builds the
+// sink with its consumer-group reader and its metrics on reg (shared by `mxtrail sink` and
+// `mxtrail run`). closeSink closes the reader and the connection, after Run returned.
+func newSink(ctx context.Context, cfg config.Config, migrate bool, log *slog.Logger, reg prometheus.Registerer) (s *chsink.Sink, closeSink func(), err error) {
+	conn, err := chsink.Open(ctx, connConfig(cfg))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			conn.Close()
+		}
+	}()
+	sv, err := schema.DetectServer(conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	if migrate {
+		if _, err := schema.Migrate(ctx, conn, schemaOptions(cfg)); err != nil {
+			return nil, nil, err
+		}
+	}
+	if _, err := schema.Check(ctx, conn, cfg.ClickHouse.Database); err != nil {
+		return nil, nil, err
+	}
+	m := chsink.NewMetrics(reg)
 	t := cfg.Kafka.Topics
 	reader := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:     cfg.Kafka.Brokers,
@@ -94,11 +110,10 @@ func sinkMain(ctx context.Context, cfg config.Config, migrate bool, log *slog.Lo
 		// Pick up partitions added later (and topics created after the group joined).
 		WatchPartitionChanges: true,
 	})
-	defer reader.Close()
 	sc := cfg.Sink
 	feats := schema.FeaturesFor(sv)
 	w := chsink.NewWriter(conn, cfg.ClickHouse.Database, feats, m, sc.RetryInitial, sc.RetryMax)
-	s, err := chsink.New(chsink.Config{
+	s, err = chsink.New(chsink.Config{
 		Database: cfg.ClickHouse.Database,
 		Topics: map[string]chsink.Kind{t.Sessions: chsink.KindSessions, t.Events: chsink.KindEvents, t.DeadLetter: chsink.KindDeadLetter,
 			t.Alerts: chsink.KindAlerts},
@@ -111,8 +126,9 @@ func sinkMain(ctx context.Context, cfg config.Config, migrate bool, log *slog.Lo
 		MaxField:     256 << 10,
 	}, reader, w, m, log)
 	if err != nil {
-		return err
+		reader.Close()
+		return nil, nil, err
 	}
 	log.Info("sink running", "server", sv.String(), "database", cfg.ClickHouse.Database, "group", sc.GroupID)
-	return s.Run(ctx)
+	return s, func() { reader.Close(); conn.Close() }, nil
 }
