@@ -56,6 +56,7 @@ type partition struct {
 	sinceExpire int
 
 	in    Input
+	dec   Decoder
 	ev    event.Event
 	hdrs  []wire.Header
 	evs   []record.Event
@@ -183,7 +184,7 @@ func (p *partition) handle(m *kafka.Message, now time.Time) {
 	for _, h := range m.Headers {
 		p.hdrs = append(p.hdrs, wire.Header{Key: h.Key, Value: h.Value})
 	}
-	if err := DecodeInput(&p.in, m.Key, p.hdrs, m.Value); err != nil {
+	if err := p.dec.Decode(&p.in, m.Key, p.hdrs, m.Value); err != nil {
 		reason := ReasonBadEnvelope
 		var ie *InputError
 		if errors.As(err, &ie) {
