@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/mxtrail/mxtrail/enrich/record"
 	"github.com/mxtrail/mxtrail/enrich/session"
 	"github.com/mxtrail/mxtrail/ingest/wire"
+	"github.com/mxtrail/mxtrail/internal/kafkafetch"
 )
 
 // Dead-letter header names. The value of a dead letter is the record's raw value (clipped to
@@ -44,13 +47,15 @@ type partition struct {
 	asm    *session.Assembler
 	wm     Watermark
 
-	mu sync.Mutex
-	tr *Tracker // nil until the first record
+	mu  sync.Mutex
+	tr  *Tracker     // nil until the first record
+	hwm atomic.Int64 // the partition's end as the last fetch saw it
 
 	lastOffset  int64 // last consumed offset, -1 before the first
 	committed   int64 // last committed offset, -1 before the first commit
 	lagShown    int64
 	openShown   int
+	openCounted int // this partition's share of Enricher.open
 	evictShown  int64
 	lastExpire  time.Time
 	sinceExpire int
@@ -74,16 +79,25 @@ func (p *partition) acked(offset int64) {
 	}
 }
 
-// runPartition consumes one partition until the generation ends (revocation: drop the state,
-// commit nothing more) or stop is cancelled (shutdown: drain acknowledgements, commit).
-func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generation, commitMu *sync.Mutex, a kafka.PartitionAssignment) {
-	log := e.log.With("partition", a.ID)
-	p := &partition{e: e, id: a.ID, source: e.cfg.Topics.Raw + "/" + strconv.Itoa(a.ID),
+func (e *Enricher) newPartition(id int) (*partition, error) {
+	p := &partition{e: e, id: id, source: e.cfg.Topics.Raw + "/" + strconv.Itoa(id),
 		lastOffset: -1, committed: -1, zones: map[string]*time.Location{},
 		wm: Watermark{Lateness: e.cfg.Lateness, IdleAfter: e.cfg.IdleAdvance}}
 	p.parser = e.parser
 	var err error
 	if p.asm, err = session.New(e.cfg.Session); err != nil {
+		return nil, err
+	}
+	p.asm.KeepClosedSpans() // for the commit point
+	return p, nil
+}
+
+// runPartition consumes one partition until the generation ends (revocation: drop the state,
+// commit nothing more) or stop is cancelled (shutdown: drain acknowledgements, commit).
+func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generation, commitMu *sync.Mutex, a kafka.PartitionAssignment) {
+	log := e.log.With("partition", a.ID)
+	p, err := e.newPartition(a.ID)
+	if err != nil {
 		e.failed.CompareAndSwap(nil, &err)
 		return
 	}
@@ -92,44 +106,27 @@ func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generatio
 	defer p.forget()
 
 	rctx, rcancel := context.WithCancel(gctx)
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: e.cfg.Brokers, Topic: e.cfg.Topics.Raw, Partition: a.ID, Dialer: e.cfg.Dialer,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: time.Second, QueueCapacity: 1000,
-	})
-	if a.Offset >= 0 {
-		r.SetOffset(a.Offset)
-	} else {
-		r.SetOffset(kafka.FirstOffset)
+	start := a.Offset
+	if start < 0 {
+		start = kafka.FirstOffset
 	}
-	msgs := make(chan kafka.Message, 1024)
+	f := kafkafetch.New(kafkafetch.Config{Brokers: e.cfg.Brokers, Topic: e.cfg.Topics.Raw, Partition: a.ID,
+		Dialer: e.cfg.Dialer, MaxBytes: 16 << 20, MaxWait: time.Second})
+	// Two chunks rotate: one being handled here while the fetch goroutine fills the other,
+	// so records cross goroutines once per fetch, not once per record.
+	chunks := make(chan *chunk, 1)
+	free := make(chan *chunk, 2)
+	free <- &chunk{}
+	free <- &chunk{}
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
-		for {
-			m, err := r.FetchMessage(rctx)
-			if err != nil {
-				if rctx.Err() != nil {
-					return
-				}
-				log.Warn("fetch", "err", err)
-				select {
-				case <-rctx.Done():
-					return
-				case <-time.After(500 * time.Millisecond):
-				}
-				continue
-			}
-			select {
-			case msgs <- m:
-			case <-rctx.Done():
-				return
-			}
-		}
+		p.fetch(rctx, f, start, chunks, free, log)
 	}()
 	defer func() {
 		rcancel()
 		<-readerDone
-		r.Close()
+		f.Close()
 	}()
 	log.Info("partition assigned", "offset", a.Offset)
 
@@ -152,11 +149,36 @@ func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generatio
 			p.revoke()
 			log.Info("partition drained", "committed", p.committed)
 			return
-		case m := <-msgs:
-			p.handle(&m, e.cfg.Clock())
+		case c := <-chunks:
+			// Revocation is checked before a fetch and every 1,024 records in it: once it
+			// is seen nothing more may be handled (select picks among ready cases at
+			// random, and records after a gap would build wrong sessions).
+			// The wall time is read every 1,024 records, and the partition is busy until
+			// the fetch is done: a long fetch is not silence for the idle watermark.
+			var now time.Time
+			for i := range c.msgs {
+				if i%1024 == 0 {
+					if gctx.Err() != nil {
+						break
+					}
+					now = e.cfg.Clock()
+				}
+				p.handle(&c.msgs[i], now)
+			}
+			p.wm.Busy(e.cfg.Clock())
+			if gctx.Err() != nil {
+				p.revoke()
+				e.m.revoked.Inc()
+				log.Info("partition revoked: state dropped")
+				return
+			}
+			p.write()
+			clear(c.msgs) // let the values go before the next fetch
+			c.msgs = c.msgs[:0]
+			free <- c
 		case <-tick.C:
 			now := time.Now()
-			if len(msgs) > 0 || r.Lag() > 0 {
+			if len(chunks) > 0 || p.hwm.Load() > p.lastOffset+1 {
 				p.wm.Busy(e.cfg.Clock()) // a backlog is not silence
 			}
 			p.idle(e.cfg.Clock())
@@ -168,8 +190,61 @@ func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generatio
 	}
 }
 
-// handle turns one record into outputs, registers them with the tracker, then hands them to
-// the producer (in that order: an acknowledgement must find its offset registered).
+// chunk is one fetch's records on their way from the fetch goroutine to the partition's.
+type chunk struct {
+	msgs []kafka.Message
+}
+
+// fetch reads the partition from offset into free chunks and sends them on chunks until
+// ctx ends. Errors are logged; the Fetcher reconnects on its next call.
+func (p *partition) fetch(ctx context.Context, f *kafkafetch.Fetcher, offset int64, chunks, free chan *chunk, log *slog.Logger) {
+	for {
+		var c *chunk
+		select {
+		case c = <-free:
+		case <-ctx.Done():
+			return
+		}
+		var res kafkafetch.Result
+		var err error
+		c.msgs, res, err = f.Fetch(ctx, offset, c.msgs[:0])
+		offset = res.Next
+		if res.HighWaterMark >= 0 {
+			p.hwm.Store(res.HighWaterMark)
+		}
+		if len(c.msgs) > 0 {
+			select {
+			case chunks <- c:
+			case <-ctx.Done():
+				return
+			}
+		} else {
+			free <- c // never blocks: two chunks, two slots
+		}
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		var oe *kafkafetch.OutOfRangeError
+		if errors.As(err, &oe) && oe.Offset < oe.First {
+			p.e.m.skipped.Add(float64(oe.First - oe.Offset))
+			log.Error("records deleted by retention before they were read: skipped", "err", err)
+			continue
+		}
+		log.Warn("fetch", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// handle turns one record into outputs appended to p.out and registers them with the
+// tracker; the partition loop hands p.out to the producer after the whole fetch (register
+// first: an acknowledgement must find its offset registered).
 func (p *partition) handle(m *kafka.Message, now time.Time) {
 	e := p.e
 	start := time.Now()
@@ -179,7 +254,7 @@ func (p *partition) handle(m *kafka.Message, now time.Time) {
 		p.tr = NewTracker(m.Offset)
 		p.mu.Unlock()
 	}
-	p.out = p.out[:0]
+	mark := len(p.out)
 	p.hdrs = p.hdrs[:0]
 	for _, h := range m.Headers {
 		p.hdrs = append(p.hdrs, wire.Header{Key: h.Key, Value: h.Value})
@@ -212,6 +287,7 @@ func (p *partition) handle(m *kafka.Message, now time.Time) {
 		} else {
 			p.wm.Observe(p.ev.Time, now)
 			p.sessions(p.asm.Add(&p.ev))
+			p.capOpen()
 			if p.sinceExpire++; p.sinceExpire >= expireEvery {
 				p.expire(now)
 			}
@@ -219,16 +295,18 @@ func (p *partition) handle(m *kafka.Message, now time.Time) {
 	}
 	p.events()
 	p.mu.Lock()
-	err := p.tr.Consumed(m.Offset, len(p.out))
+	err := p.tr.Consumed(m.Offset, len(p.out)-mark)
 	p.mu.Unlock()
 	p.lastOffset = m.Offset
 	if err != nil {
 		// Cannot happen with a partition reader (offsets increase); never produce what the
 		// tracker does not know about.
 		e.log.Error("offset bookkeeping", "partition", p.id, "err", err)
+		clear(p.out[mark:])
+		p.out = p.out[:mark]
 		return
 	}
-	p.write()
+	p.own(mark, m.Offset)
 	e.m.latency.Observe(time.Since(start).Seconds())
 }
 
@@ -238,17 +316,20 @@ func (p *partition) idle(now time.Time) {
 	if p.tr == nil {
 		return
 	}
-	p.out = p.out[:0]
+	mark := len(p.out) // 0: the partition loop writes after every fetch
 	p.expire(now)
 	p.events()
-	if len(p.out) > 0 {
+	if len(p.out) > mark {
 		p.mu.Lock()
-		err := p.tr.AddOutputs(p.lastOffset, len(p.out))
+		err := p.tr.AddOutputs(p.lastOffset, len(p.out)-mark)
 		p.mu.Unlock()
 		if err != nil {
 			p.e.log.Error("offset bookkeeping", "partition", p.id, "err", err)
+			clear(p.out[mark:])
+			p.out = p.out[:mark]
 			return
 		}
+		p.own(mark, p.lastOffset)
 		p.write()
 	}
 	p.gauges()
@@ -262,7 +343,27 @@ func (p *partition) expire(now time.Time) {
 	}
 	p.lastExpire = wm
 	p.sessions(p.asm.Expire(wm))
+	p.capOpen()
 	p.gauges()
+}
+
+// capOpen keeps the instance-wide count of open sessions current and holds it at
+// Session.MaxOpen: the partition whose line pushes the instance over the cap evicts its own
+// least recently active sessions (closed_by=evicted, counted). Partitions running at the same
+// moment may each be one session over before they check.
+func (p *partition) capOpen() {
+	open := p.asm.Open()
+	if open == p.openCounted {
+		return
+	}
+	total := p.e.open.Add(int64(open - p.openCounted))
+	p.openCounted = open
+	if over := total - int64(p.e.cfg.Session.MaxOpen); over > 0 {
+		p.sessions(p.asm.Evict(open - int(over)))
+		n := p.asm.Open()
+		p.e.open.Add(int64(n - open))
+		p.openCounted = n
+	}
 }
 
 func (p *partition) gauges() {
@@ -322,36 +423,50 @@ func (p *partition) deadLetter(m *kafka.Message, reason, msg string) {
 		kafka.Header{Key: DLHeaderPartition, Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
 		kafka.Header{Key: DLHeaderOffset, Value: strconv.AppendInt(nil, m.Offset, 10)},
 		kafka.Header{Key: DLHeaderLength, Value: strconv.AppendInt(nil, int64(len(m.Value)), 10)})
-	hs = append(hs, m.Headers...)
+	for _, h := range m.Headers { // the fetch's buffers are reused; the writer keeps these
+		hs = append(hs, kafka.Header{Key: h.Key, Value: bytes.Clone(h.Value)})
+	}
 	p.out = append(p.out, kafka.Message{Topic: e.cfg.Topics.DeadLetter, Key: bytes.Clone(m.Key),
 		Value: bytes.Clone(v), Headers: hs})
 }
 
-// write hands p.out to the asynchronous producer; acknowledgements come back through
-// completion → acked with the offset the outputs belong to.
+// own marks p.out[from:] as the outputs of the record at offset: the acknowledgement of
+// each comes back through completion → acked with it (one ack shared by a record's outputs).
+func (p *partition) own(from int, offset int64) {
+	if from == len(p.out) {
+		return
+	}
+	a := &ack{p: p, offset: offset}
+	for i := from; i < len(p.out); i++ {
+		p.out[i].WriterData = a
+	}
+}
+
+// write hands p.out (the outputs of a whole fetch) to the asynchronous producer in one call:
+// the Writer's cost per call (partition lookup, batching) dominated when it was per record.
 func (p *partition) write() {
 	if len(p.out) == 0 {
 		return
-	}
-	for i := range p.out {
-		p.out[i].WriterData = &ack{p: p, offset: p.lastOffset}
 	}
 	if err := p.e.w.WriteMessages(context.Background(), p.out...); err != nil {
 		err = errors.Join(errors.New("queue outputs"), err)
 		p.e.failed.CompareAndSwap(nil, &err)
 	}
 	clear(p.out) // the writer holds its own copies; drop our references
+	p.out = p.out[:0]
 }
 
-// commit sends min(first offset not fully acknowledged, first offset of an open session).
+// commit sends min(first offset not fully acknowledged, first offset of an open session),
+// lowered further to the first line of any closed session that straddles it (the
+// assembler's CommitPoint): a replay must never start inside a session.
 func (p *partition) commit(gctx context.Context, gen *kafka.Generation, commitMu *sync.Mutex) {
 	if p.tr == nil || p.e.failure() != nil {
 		return
 	}
-	low, ok := p.asm.LowestOpenPosition(p.source)
 	p.mu.Lock()
-	c, allowed := p.tr.CommitOffset(low, ok)
+	c, allowed := p.tr.CommitOffset(0, false)
 	p.mu.Unlock()
+	c, _ = p.asm.CommitPoint(p.source, c)
 	if !allowed || c <= p.committed || gctx.Err() != nil {
 		p.lag()
 		return
@@ -365,6 +480,7 @@ func (p *partition) commit(gctx context.Context, gen *kafka.Generation, commitMu
 	}
 	p.e.m.commits.Inc()
 	p.committed = c
+	p.asm.ForgetSpansBelow(p.source, c)
 	p.lag()
 }
 
@@ -409,6 +525,8 @@ func (p *partition) revoke() {
 
 // forget removes this partition's share of the instance gauges.
 func (p *partition) forget() {
+	p.e.open.Add(int64(-p.openCounted))
+	p.openCounted = 0
 	p.e.m.addOpen(-p.openShown)
 	p.openShown = 0
 	p.e.m.lag.Add(float64(-p.lagShown))

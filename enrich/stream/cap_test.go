@@ -1,0 +1,87 @@
+package stream
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/mxtrail/mxtrail/enrich/parse"
+	"github.com/mxtrail/mxtrail/enrich/record"
+	"github.com/mxtrail/mxtrail/enrich/session"
+)
+
+// TestOpenCapIsPerInstance: three partitions of one enricher share Session.MaxOpen; the
+// partition whose line goes over the cap evicts its own least recently active session, and
+// the evicted records go out with closed_by=evicted.
+func TestOpenCapIsPerInstance(t *testing.T) {
+	cfg := Defaults()
+	cfg.Brokers, cfg.GroupID = []string{"127.0.0.1:1"}, "g"
+	cfg.Topics = Topics{Raw: "raw", Sessions: "s", Events: "e", DeadLetter: "d"}
+	cfg.Parser = parse.Options{DefaultYear: 2021}
+	cfg.Session = session.Defaults()
+	cfg.Session.MaxOpen = 30
+	cfg.Metrics = NewMetrics(prometheus.NewRegistry())
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []*partition
+	for id := 0; id < 3; id++ {
+		p, err := e.newPartition(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, p)
+	}
+	evicted := map[int]int{}
+	const perPart = 100
+	for i := 0; i < perPart; i++ {
+		for id, p := range parts {
+			// a smtpf start line: each opens a session that stays open (no end, no timeout)
+			line := fmt.Sprintf("Mar  9 12:%02d:%02d gw%d smtpf[100]: x2801T00%d%09d #637 start mx.c.example [192.0.2.3] f=\"\" th=1 cn=1 cs=3",
+				i/60, i%60, id, id, i)
+			p.handle(&kafka.Message{Topic: "raw", Partition: id, Offset: int64(i), Key: []byte(fmt.Sprintf("gw%d", id)), Value: []byte(line)}, e.cfg.Clock())
+			if got := e.open.Load(); got > int64(cfg.Session.MaxOpen) {
+				t.Fatalf("line %d of partition %d: %d open in the instance, cap %d", i, id, got, cfg.Session.MaxOpen)
+			}
+			for _, m := range p.out {
+				if m.Topic != "s" {
+					continue
+				}
+				var r record.Session
+				if err := json.Unmarshal(m.Value, &r); err != nil {
+					t.Fatal(err)
+				}
+				if r.ClosedBy != record.ClosedByEvicted {
+					t.Fatalf("closed by %s", r.ClosedBy)
+				}
+				evicted[id]++
+			}
+			p.out = p.out[:0]
+		}
+	}
+	total := 0
+	sum := 0
+	for id, p := range parts {
+		total += p.asm.Open()
+		sum += p.openCounted
+		if evicted[id] == 0 {
+			t.Errorf("partition %d evicted nothing", id)
+		}
+	}
+	if total != cfg.Session.MaxOpen || sum != total || e.open.Load() != int64(total) {
+		t.Fatalf("open: assemblers %d, counted %d, instance %d; want the cap %d", total, sum, e.open.Load(), cfg.Session.MaxOpen)
+	}
+	if n := evicted[0] + evicted[1] + evicted[2]; n != 3*perPart-cfg.Session.MaxOpen {
+		t.Fatalf("%d evicted, want %d", n, 3*perPart-cfg.Session.MaxOpen)
+	}
+	for _, p := range parts {
+		p.forget()
+	}
+	if e.open.Load() != 0 {
+		t.Fatalf("%d open after every partition left", e.open.Load())
+	}
+}
