@@ -1,6 +1,7 @@
 package session
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -370,5 +371,44 @@ func TestCommitPointNeverInsideASession(t *testing.T) {
 	g.add(sfStartA, sfStartB, sfRcptA, endA)
 	if c, _ := g.a.CommitPoint("part-0", g.off); c != off[1] {
 		t.Fatalf("without spans: %d, want B's first line %d", c, off[1])
+	}
+}
+
+// TestCommitPointMatchesFixpoint: the one-pass CommitPoint equals the naive fixpoint (lower c
+// to the first line of any span straddling it until nothing changes) on random spans,
+// including chains of overlapping sessions and spans of another source.
+func TestCommitPointMatchesFixpoint(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for iter := 0; iter < 2000; iter++ {
+		a, err := New(Defaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.KeepClosedSpans()
+		var mine []span
+		for i, n := 0, rng.IntN(30); i < n; i++ {
+			low := rng.Int64N(200)
+			sp := span{low: low, high: low + rng.Int64N(40)}
+			src := "p"
+			if rng.IntN(4) == 0 {
+				src = "q"
+			} else {
+				mine = append(mine, sp)
+			}
+			a.spans[src] = append(a.spans[src], sp)
+		}
+		c0 := rng.Int64N(260)
+		want, wantOK := c0, false
+		for changed := true; changed; {
+			changed = false
+			for _, sp := range mine {
+				if sp.low < want && sp.high >= want {
+					want, wantOK, changed = sp.low, true, true
+				}
+			}
+		}
+		if got, ok := a.CommitPoint("p", c0); got != want || ok != wantOK {
+			t.Fatalf("spans %v from %d: got %d %v, want %d %v", mine, c0, got, ok, want, wantOK)
+		}
 	}
 }
