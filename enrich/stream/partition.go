@@ -44,6 +44,9 @@ const expireEvery = 1024
 // and peak RSS reached 700 MiB on 8 partitions.
 const fetchMaxBytes = 1 << 20
 
+// latencySample: one record in this many is timed for the processing-latency histogram.
+const latencySample = 16
+
 // partition is one assigned partition: its goroutine owns parser, assembler and watermark;
 // the tracker is shared with the producer's completion goroutines under mu.
 type partition struct {
@@ -66,6 +69,7 @@ type partition struct {
 	evictShown  int64
 	lastExpire  time.Time
 	sinceExpire int
+	seq         uint // records handled, for sampling the latency histogram
 
 	in    Input
 	dec   Decoder
@@ -254,7 +258,14 @@ func (p *partition) fetch(ctx context.Context, f *kafkafetch.Fetcher, offset int
 // first: an acknowledgement must find its offset registered).
 func (p *partition) handle(m *kafka.Message, now time.Time) {
 	e := p.e
-	start := time.Now()
+	// The latency histogram samples one record in latencySample: two clock reads and an
+	// Observe per record were ~4% of the enricher's CPU.
+	var start time.Time
+	timed := p.seq%latencySample == 0
+	p.seq++
+	if timed {
+		start = time.Now()
+	}
 	e.m.linesIn.Inc()
 	if p.tr == nil {
 		p.mu.Lock()
@@ -314,7 +325,9 @@ func (p *partition) handle(m *kafka.Message, now time.Time) {
 		return
 	}
 	p.own(mark, m.Offset)
-	e.m.latency.Observe(time.Since(start).Seconds())
+	if timed {
+		e.m.latency.Observe(time.Since(start).Seconds())
+	}
 }
 
 // idle runs on the ticker: a quiet partition's watermark follows the wall clock, closing its
