@@ -113,7 +113,7 @@ func (d *Decoder) Decode(in *Input, key []byte, headers []wire.Header, value []b
 	}
 	in.Source, in.Dialect, in.TZ, in.Syslog = d.str(source), d.str(dialect), d.str(tz), d.str(syslog)
 	in.Form = FormRaw
-	trimmed := bytes.TrimLeft(value, " \t\r\n")
+	trimmed := trimSpaceLeft(value)
 	if len(trimmed) == 0 {
 		return &InputError{Reason: ReasonEmpty, Err: errors.New("record has an empty value")}
 	}
@@ -216,4 +216,14 @@ func clip(b []byte) []byte {
 		return b
 	}
 	return b[:max]
+}
+
+// trimSpaceLeft is bytes.TrimLeft(b, " \t\r\n") without building the cutset's ASCII set on
+// every call (1.5% of the enricher's CPU in the profile).
+func trimSpaceLeft(b []byte) []byte {
+	i := 0
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return b[i:]
 }
