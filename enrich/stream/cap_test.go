@@ -3,6 +3,7 @@ package stream
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,5 +84,29 @@ func TestOpenCapIsPerInstance(t *testing.T) {
 	}
 	if e.open.Load() != 0 {
 		t.Fatalf("%d open after every partition left", e.open.Load())
+	}
+}
+
+// TestArenaSlicesStayIntact: slices handed out by the arena keep their bytes while later adds
+// fill chunks, start new ones and outgrow one (a value larger than a chunk).
+func TestArenaSlicesStayIntact(t *testing.T) {
+	var a arena
+	var got [][]byte
+	var want []string
+	for i := 0; i < 3000; i++ {
+		v := fmt.Sprintf("value %d %s", i, strings.Repeat("x", i%97))
+		if i == 1500 {
+			v = strings.Repeat("big", arenaChunk) // over a chunk
+		}
+		got = append(got, a.add(func(b []byte) []byte { return append(b, v...) }))
+		want = append(want, v)
+	}
+	for i := range got {
+		if string(got[i]) != want[i] {
+			t.Fatalf("slice %d changed: %.40q, want %.40q", i, got[i], want[i])
+		}
+		if cap(got[i]) != len(got[i]) {
+			t.Fatalf("slice %d has room to append over its neighbour: len %d cap %d", i, len(got[i]), cap(got[i]))
+		}
 	}
 }

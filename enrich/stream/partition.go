@@ -77,6 +77,7 @@ type partition struct {
 	hdrs  []wire.Header
 	evs   []record.Event
 	out   []kafka.Message
+	arena arena // backing bytes of out's keys and values
 	zones map[string]*time.Location
 }
 
@@ -407,9 +408,31 @@ func (p *partition) sessions(rs []record.Session) {
 	for i := range rs {
 		r := &rs[i]
 		m.sessionsOut.WithLabelValues(r.Product, string(r.Outcome)).Inc()
-		p.out = append(p.out, kafka.Message{Topic: p.e.cfg.Topics.Sessions, Key: []byte(r.SessionID),
-			Value: r.AppendJSON(make([]byte, 0, 768))})
+		key := p.arena.add(func(b []byte) []byte { return append(b, r.SessionID...) })
+		val := p.arena.add(r.AppendJSON)
+		p.out = append(p.out, kafka.Message{Topic: p.e.cfg.Topics.Sessions, Key: key, Value: val})
 	}
+}
+
+// arena hands out byte slices carved from 64 KiB chunks, so the keys and values of a fetch's
+// outputs cost a few allocations instead of two each. The producer keeps the slices until
+// Kafka acknowledges them, so a chunk's bytes are never reused: a full chunk is dropped (the
+// garbage collector frees it when its last message is done) and a new one started.
+type arena struct{ buf []byte }
+
+const arenaChunk = 64 << 10
+
+// add appends with fn at the end of the current chunk and returns what fn wrote, capped so
+// that an append to the result cannot overwrite the next one.
+func (a *arena) add(fn func([]byte) []byte) []byte {
+	if cap(a.buf)-len(a.buf) < 2048 {
+		a.buf = make([]byte, 0, arenaChunk)
+	}
+	start := len(a.buf)
+	a.buf = fn(a.buf)
+	// fn may have grown a.buf into a new array (a record over the chunk's room): the slice
+	// below is then in the new array, and earlier results stay valid in the old one.
+	return a.buf[start:len(a.buf):len(a.buf)]
 }
 
 // events queues the notable events produced so far (key = host).
@@ -418,8 +441,9 @@ func (p *partition) events() {
 	for i := range p.evs {
 		ev := &p.evs[i]
 		p.e.m.eventsOut.WithLabelValues(ev.Severity).Inc()
-		p.out = append(p.out, kafka.Message{Topic: p.e.cfg.Topics.Events, Key: []byte(ev.Host),
-			Value: ev.AppendJSON(make([]byte, 0, 512))})
+		key := p.arena.add(func(b []byte) []byte { return append(b, ev.Host...) })
+		val := p.arena.add(ev.AppendJSON)
+		p.out = append(p.out, kafka.Message{Topic: p.e.cfg.Topics.Events, Key: key, Value: val})
 	}
 }
 
