@@ -211,7 +211,7 @@ func runEnrichChild(b *testing.B, bin string, brokers []string, st streamTopics,
 		if time.Now().After(deadline) {
 			b.Fatalf("enricher consumed %.0f of %d lines in 5 min: %s", got, lines, errb.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // each scrape costs the child CPU too
 	}
 	hwm = max(hwm, vmHWM(cmd.Process.Pid))
 	cmd.Process.Signal(syscall.SIGTERM)
