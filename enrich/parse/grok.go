@@ -365,7 +365,20 @@ func (p *Pattern) m(line []byte, ti, pos int, caps []span) bool {
 			if pr.empty {
 				lo = pos
 			}
-			if next := &p.toks[ti+1]; next.kind == tokLit {
+			// The next token that consumes input: capture marks in between consume none.
+			j := ti + 1
+			for j < len(p.toks) && (p.toks[j].kind == tokOpen || p.toks[j].kind == tokClose) {
+				j++
+			}
+			if j == len(p.toks) {
+				// only the capture marks follow: the run must reach the end of the line
+				if e != len(line) {
+					return false
+				}
+				setCap(caps, t.slot, pos, e)
+				return p.m(line, ti+1, e, caps)
+			}
+			if next := &p.toks[j]; next.kind == tokLit {
 				// Only an end where the next literal's first byte sits can match: jump
 				// between those from the right (backtracking byte by byte over a long
 				// class run, copying the next token each step, was the parser's hot loop).
