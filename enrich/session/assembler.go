@@ -339,6 +339,9 @@ func (a *Assembler) CommitPoint(source string, c int64) (offset int64, ok bool) 
 // ForgetSpansBelow drops the closed spans that end before offset in source: once offset is
 // committed no replay starts before it, so they can no longer hold a commit back.
 func (a *Assembler) ForgetSpansBelow(source string, offset int64) {
+	if a.spans == nil { // no KeepClosedSpans: nothing kept
+		return
+	}
 	spans := a.spans[source]
 	keep := spans[:0]
 	for _, sp := range spans {
