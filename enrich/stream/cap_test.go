@@ -110,3 +110,48 @@ func TestArenaSlicesStayIntact(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitPointLookback: the commit is held at the first line of closed sessions
+// straddling it (transitively) while that stays within the look-back of the open-session
+// rule; past it the open-session rule alone decides and the fallback is reported.
+func TestCommitPointLookback(t *testing.T) {
+	cfg := Defaults()
+	cfg.Brokers, cfg.GroupID = []string{"127.0.0.1:1"}, "g"
+	cfg.Topics = Topics{Raw: "raw", Sessions: "s", Events: "e", DeadLetter: "d"}
+	cfg.Parser = parse.Options{DefaultYear: 2021}
+	cfg.Session = session.Defaults()
+	cfg.Session.Lateness = 0 // an end line closes its session at once
+	cfg.Metrics = NewMetrics(prometheus.NewRegistry())
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.newPartition(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(id, s int) string {
+		return fmt.Sprintf(`Mar  9 12:00:%02d gw smtpf[100]: x2801T00100000%04d #637 start mx.example [192.0.2.1] f="" th=1 cn=1 cs=1`, s, id)
+	}
+	end := func(id, s int) string {
+		return fmt.Sprintf(`Mar  9 12:00:%02d gw smtpf[100]: x2801T00100000%04d #721 end i=192.0.2.1 p="mx.example" f="quit" h="mx.example" b=0 t=4`, s, id)
+	}
+	// A: 0..2, B: 1..4, C open since 3; D: 5..6 closed, not straddling anything
+	lines := []string{start(1, 0), start(2, 1), end(1, 2), start(3, 3), end(2, 4), start(4, 5), end(4, 6)}
+	for i, l := range lines {
+		p.handle(&kafka.Message{Topic: "raw", Partition: 0, Offset: int64(i), Key: []byte("gw"), Value: []byte(l)}, e.cfg.Clock())
+	}
+	if p.asm.Open() != 1 {
+		t.Fatalf("%d open, want C", p.asm.Open())
+	}
+	// open rule: 3 (C); B (1..4) straddles 3, then A (0..2) straddles 1
+	if c, straddles := commitPoint(p.asm, p.source, 7, 10); c != 0 || straddles {
+		t.Fatalf("within the look-back: %d %v, want 0 false", c, straddles)
+	}
+	if c, straddles := commitPoint(p.asm, p.source, 7, 2); c != 3 || !straddles {
+		t.Fatalf("past the look-back: %d %v, want the open rule's 3, true", c, straddles)
+	}
+	if c, straddles := commitPoint(p.asm, p.source, 2, 10); c != 0 || straddles {
+		t.Fatalf("tracker at 2, inside A: %d %v, want 0 false", c, straddles)
+	}
+}

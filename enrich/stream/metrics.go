@@ -44,6 +44,7 @@ type Metrics struct {
 	writeErrors prometheus.Counter
 	revoked     prometheus.Counter
 	skipped     prometheus.Counter
+	straddles   prometheus.Counter
 	latency     prometheus.Histogram
 }
 
@@ -85,6 +86,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mxtrail_enrich_records_skipped_total", Help: "Raw records deleted by retention before this enricher read them (offset out of range).",
 		}),
+		straddles: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mxtrail_enrich_commit_straddles_total", Help: "Commits placed inside a closed session because holding them at its first line would replay more than 1,048,576 records; a replay from one rebuilds that session's tail as a separate record.",
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mxtrail_enrich_processing_seconds",
 			Help:    "Time to decode, parse and assemble one record, sampled (one record in 16); its outputs go to the producer after the whole fetch.",
@@ -99,7 +103,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.deadLetters[r] = dl.WithLabelValues(r)
 	}
 	reg.MustRegister(m.linesIn, m.sessionsOut, m.eventsOut, dl, m.open, m.openBytes, m.evicted, m.lag,
-		m.commits, m.writeErrors, m.revoked, m.skipped, m.latency)
+		m.commits, m.writeErrors, m.revoked, m.skipped, m.straddles, m.latency)
 	// severities are a fixed set: create them so dashboards see zeros
 	for s := event.Severity(1); s <= 8; s++ {
 		m.eventsOut.WithLabelValues(s.String())

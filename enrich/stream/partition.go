@@ -510,7 +510,10 @@ func (p *partition) commit(gctx context.Context, gen *kafka.Generation, commitMu
 	p.mu.Lock()
 	c, allowed := p.tr.CommitOffset(0, false)
 	p.mu.Unlock()
-	c, _ = p.asm.CommitPoint(p.source, c)
+	c, straddles := commitPoint(p.asm, p.source, c, maxSpanLookback)
+	if straddles && allowed && c > p.committed {
+		p.e.m.straddles.Inc()
+	}
 	if !allowed || c <= p.committed || gctx.Err() != nil {
 		p.lag()
 		return
@@ -526,6 +529,32 @@ func (p *partition) commit(gctx context.Context, gen *kafka.Generation, commitMu
 	p.committed = c
 	p.asm.ForgetSpansBelow(p.source, c)
 	p.lag()
+}
+
+// maxSpanLookback bounds how far the closed-span rule may hold a commit below the
+// open-session rule. In continuous traffic sessions overlap without a gap, so the chain of
+// closed sessions straddling the commit point can reach back to the last quiet moment of
+// the partition: the commit (and the closed spans kept for it) would stay behind without
+// bound. Past this many records the commit follows the open-session rule alone, and a
+// replay from it may rebuild the tail of the one session straddling it as a separate record
+// (counted: mxtrail_enrich_commit_straddles_total).
+const maxSpanLookback = 1 << 20
+
+// commitPoint returns the offset to commit for the tracker's offset c: at most the first line
+// of any open session, and held at the first line of any closed session straddling it
+// (session.Assembler.CommitPoint) unless that goes more than lookback records below the
+// open-session rule; straddles reports that fallback. Spans ending before that bound can no
+// longer decide anything and are forgotten, which bounds their memory too.
+func commitPoint(asm *session.Assembler, source string, c, lookback int64) (offset int64, straddles bool) {
+	plain := c
+	if low, ok := asm.LowestOpenPosition(source); ok && low < plain {
+		plain = low
+	}
+	asm.ForgetSpansBelow(source, plain-lookback)
+	if cp, _ := asm.CommitPoint(source, c); plain-cp <= lookback {
+		return cp, false
+	}
+	return plain, true
 }
 
 func (p *partition) lag() {
