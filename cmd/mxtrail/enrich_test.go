@@ -476,11 +476,27 @@ func committedAll(t testing.TB, brokers []string, st streamTopics, partitions in
 // give exactly the offline `mxtrail sessions` records; unparsed lines are dead letters; the
 // group commits the end of the topic once everything closed.
 func TestEnrichOracleIntegration(t *testing.T) {
-	brokers := testenv.KafkaBrokers(t)
 	n := *streamSessions
 	if testing.Short() {
 		n = 3000
 	}
+	enrichOracle(t, n)
+}
+
+// BenchmarkEnrichOracle1M is the issue's full-size oracle (140,000 generated sessions ≈ 1M
+// lines, ~2 min on 2 cores), reachable by `make bench` and kept out of `make test`, which
+// runs TestEnrichOracleIntegration at -stream.sessions (default 12,000 ≈ 86k lines).
+func BenchmarkEnrichOracle1M(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		lines := enrichOracle(b, 140_000)
+		b.ReportMetric(float64(lines), "lines")
+	}
+}
+
+// enrichOracle checks the stream against the offline `mxtrail sessions` on a generated
+// fleet of n sessions and returns the number of lines.
+func enrichOracle(t testing.TB, n int) int {
+	brokers := testenv.KafkaBrokers(t)
 	f := newStreamFleet(t, n)
 	const parts = 4
 	st := newStreamTopics(t, brokers, parts)
@@ -503,6 +519,7 @@ func TestEnrichOracleIntegration(t *testing.T) {
 		}
 	}
 	committedAll(t, brokers, st, parts)
+	return len(f.msgs)
 }
 
 func header(m kafka.Message, k string) string {

@@ -365,10 +365,42 @@ func (p *Pattern) m(line []byte, ti, pos int, caps []span) bool {
 			if pr.empty {
 				lo = pos
 			}
-			for ; e >= lo; e-- {
-				if next := p.toks[ti+1]; next.kind == tokLit && (e >= len(line) || line[e] != next.lit[0]) {
-					continue
+			// The next token that consumes input: capture marks in between consume none.
+			j := ti + 1
+			for j < len(p.toks) && (p.toks[j].kind == tokOpen || p.toks[j].kind == tokClose) {
+				j++
+			}
+			if j == len(p.toks) {
+				// only the capture marks follow: the run must reach the end of the line
+				if e != len(line) {
+					return false
 				}
+				setCap(caps, t.slot, pos, e)
+				return p.m(line, ti+1, e, caps)
+			}
+			if next := &p.toks[j]; next.kind == tokLit {
+				// Only an end where the next literal's first byte sits can match: jump
+				// between those from the right (backtracking byte by byte over a long
+				// class run, copying the next token each step, was the parser's hot loop).
+				c := next.lit[0]
+				for {
+					hi := min(e, len(line)-1)
+					if hi < lo {
+						return false
+					}
+					k := bytes.LastIndexByte(line[lo:hi+1], c)
+					if k < 0 {
+						return false
+					}
+					e = lo + k
+					setCap(caps, t.slot, pos, e)
+					if p.m(line, ti+1, e, caps) {
+						return true
+					}
+					e--
+				}
+			}
+			for ; e >= lo; e-- {
 				setCap(caps, t.slot, pos, e)
 				if p.m(line, ti+1, e, caps) {
 					return true

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -173,6 +174,25 @@ func TestEvictionClosesTheLeastRecentlyActive(t *testing.T) {
 	}
 }
 
+func TestEvictKeepsTheMostRecentlyActive(t *testing.T) {
+	f := newFeeder(t, Defaults(), "")
+	f.add(sfStartA, sfStartB)
+	f.add(sfRcptA) // B is now the least recently active
+	if got := f.a.Evict(5); len(got) != 0 || f.a.Open() != 2 {
+		t.Fatalf("evicted below the cap: %+v", got)
+	}
+	got := f.a.Evict(1)
+	if len(got) != 1 || got[0].SessionKey != "x2801T001000000200" || got[0].ClosedBy != record.ClosedByEvicted || f.a.Open() != 1 {
+		t.Fatalf("%+v open %d", got, f.a.Open())
+	}
+	if got := f.a.Evict(-3); len(got) != 1 || got[0].SessionKey != "x2801T001000000100" || f.a.Open() != 0 {
+		t.Fatalf("%+v open %d", got, f.a.Open())
+	}
+	if st := f.a.Stats(); st.Evicted != 2 || st.Closed[record.ClosedByEvicted] != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
 func TestLowestOpenPositionAndNotableEvents(t *testing.T) {
 	f := newFeeder(t, Defaults(), "")
 	f.add(sfStartA) // offset 0
@@ -301,5 +321,96 @@ func TestIMailAntispamLineBeforeConnect(t *testing.T) {
 	}
 	if st := f.a.Stats(); st.KeyReused != 0 {
 		t.Fatalf("connect after an antispam line counted as reuse: %+v", st)
+	}
+}
+
+// TestCommitPointNeverInsideASession: a replay must start at the first line of every
+// session it touches. Open sessions hold the point at their first line; a closed session
+// whose lines straddle the point pulls it down to its own first line, transitively; spans
+// below the committed offset are forgotten.
+func TestCommitPointNeverInsideASession(t *testing.T) {
+	endA := `Mar  9 12:00:04 gw smtpf[100]: x2801T001000000100 #721 end i=192.0.2.1 p="mx.a.example" f="quit" h="mx.a.example" b=0 t=4`
+	endB := `Mar  9 12:00:06 gw smtpf[100]: x2801T001000000200 #721 end i=192.0.2.2 p="mx.b.example" f="quit" h="mx.b.example" b=0 t=4`
+	startC := `Mar  9 12:00:05 gw smtpf[100]: x2801T001000000300 #637 start mx.c.example [192.0.2.3] f="" th=1 cn=1 cs=3`
+	f := newFeeder(t, cfgWith(func(c *Config) { c.Lateness = 0 }), "")
+	f.a.KeepClosedSpans()
+	var off []int64 // offset of line i
+	for _, l := range []string{sfStartA, sfStartB, sfRcptA, endA, startC} {
+		off = append(off, f.off)
+		f.add(l)
+	}
+	if f.a.Open() != 2 {
+		t.Fatalf("%d open, want B and C", f.a.Open())
+	}
+	end := f.off
+	// B (open since line 1) holds the point at 1, and A (closed, lines 0..3) straddles it
+	if c, ok := f.a.CommitPoint("part-0", end); !ok || c != off[0] {
+		t.Fatalf("commit point %d %v, want %d", c, ok, off[0])
+	}
+	off = append(off, f.off)
+	f.add(endB) // line 5: B (lines 1..5) closes; C (open since 4) holds 4, B straddles 4
+	if f.a.Open() != 1 {
+		t.Fatalf("%d open, want C", f.a.Open())
+	}
+	if c, _ := f.a.CommitPoint("part-0", f.off); c != off[0] {
+		t.Fatalf("commit point %d, want %d", c, off[0])
+	}
+	if c, ok := f.a.CommitPoint("other", 5); ok || c != 5 {
+		t.Fatalf("another source is not constrained: %d %v", c, ok)
+	}
+	// once line 4 is committed A (0..3) is forgotten; B (1..5) still straddles 2
+	f.a.ForgetSpansBelow("part-0", off[4])
+	if c, _ := f.a.CommitPoint("part-0", off[2]); c != off[1] {
+		t.Fatalf("after forgetting below line 4: %d, want B's first line %d", c, off[1])
+	}
+	if c, _ := f.a.CommitPoint("part-0", off[1]); c != off[1] {
+		t.Fatalf("a point at a session's first line stays: %d", c)
+	}
+	// without KeepClosedSpans only open sessions count (the offline assembler), and
+	// forgetting is a no-op
+	g := newFeeder(t, cfgWith(func(c *Config) { c.Lateness = 0 }), "")
+	g.add(sfStartA, sfStartB, sfRcptA, endA)
+	g.a.ForgetSpansBelow("part-0", g.off)
+	if c, _ := g.a.CommitPoint("part-0", g.off); c != off[1] {
+		t.Fatalf("without spans: %d, want B's first line %d", c, off[1])
+	}
+}
+
+// TestCommitPointMatchesFixpoint: the one-pass CommitPoint equals the naive fixpoint (lower c
+// to the first line of any span straddling it until nothing changes) on random spans,
+// including chains of overlapping sessions and spans of another source.
+func TestCommitPointMatchesFixpoint(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for iter := 0; iter < 2000; iter++ {
+		a, err := New(Defaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.KeepClosedSpans()
+		var mine []span
+		for i, n := 0, rng.IntN(30); i < n; i++ {
+			low := rng.Int64N(200)
+			sp := span{low: low, high: low + rng.Int64N(40)}
+			src := "p"
+			if rng.IntN(4) == 0 {
+				src = "q"
+			} else {
+				mine = append(mine, sp)
+			}
+			a.spans[src] = append(a.spans[src], sp)
+		}
+		c0 := rng.Int64N(260)
+		want, wantOK := c0, false
+		for changed := true; changed; {
+			changed = false
+			for _, sp := range mine {
+				if sp.low < want && sp.high >= want {
+					want, wantOK, changed = sp.low, true, true
+				}
+			}
+		}
+		if got, ok := a.CommitPoint("p", c0); got != want || ok != wantOK {
+			t.Fatalf("spans %v from %d: got %d %v, want %d %v", mine, c0, got, ok, want, wantOK)
+		}
 	}
 }

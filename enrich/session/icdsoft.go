@@ -174,6 +174,7 @@ func (a *Assembler) settle(g *sess, by record.ClosedBy) {
 		applyDelivery(g, d)
 	}
 	a.detach(g)
+	a.spanOf(g)
 	a.stats.Closed[by]++
 	a.out = append(a.out, a.finish(g, by))
 }
@@ -328,8 +329,8 @@ func (a *Assembler) absorb(g, c *sess) {
 	if c.sevMax != event.SeverityUnset && (g.sevMax == event.SeverityUnset || c.sevMax < g.sevMax) {
 		g.sevMax = c.sevMax
 	}
-	if c.rec.FirstPos.Source == g.rec.FirstPos.Source && c.low < g.low {
-		g.low = c.low
+	if c.rec.FirstPos.Source == g.rec.FirstPos.Source {
+		g.low, g.high = min(g.low, c.low), max(g.high, c.high)
 	}
 	for _, f := range c.rec.Flags {
 		g.addFlag(f)
@@ -416,8 +417,11 @@ func applyDelivery(g *sess, d *delivGroup) {
 		}
 	}
 	g.rec.EventCount += d.lines
-	if d.first.Source == g.rec.FirstPos.Source && d.first.Offset < g.low {
-		g.low = d.first.Offset
+	if d.first.Source == g.rec.FirstPos.Source {
+		g.low = min(g.low, d.first.Offset)
+	}
+	if d.last.Source == g.rec.FirstPos.Source {
+		g.high = max(g.high, d.last.Offset)
 	}
 }
 

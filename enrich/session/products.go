@@ -735,7 +735,7 @@ func (a *Assembler) imail(hs *hostState, ev *event.Event) *sess {
 		if first := (record.Position{Source: ev.Pos.File, Offset: ev.Pos.Offset}); s.rec.FirstPos != first && s.rec.FirstPos.Source != ev.Pos.File {
 			// the connect line is the session's first line in its own log
 			s.rec.FirstPos = first
-			s.low = ev.Pos.Offset
+			s.low, s.high = ev.Pos.Offset, ev.Pos.Offset
 			s.id = record.NewSessionID(hs.name, s.rec.Product, s.rec.SessionKey, first)
 		}
 		setStr(&s.rec.ClientIP, ev.Field(event.FieldClientIP))

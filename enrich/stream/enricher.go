@@ -33,7 +33,9 @@ type Config struct {
 	// Transport is the producer's transport (TLS, SASL); nil is plain TCP.
 	Transport kafka.RoundTripper
 
-	Parser  parse.Options
+	Parser parse.Options
+	// Session configures each partition's assembler. Its MaxOpen caps the open sessions of
+	// the whole instance (all partitions together), not of each partition.
 	Session session.Config
 
 	// Lateness: the watermark trails the newest event time of a partition by this much, so
@@ -146,6 +148,7 @@ type Enricher struct {
 	norm   *alert.Catalogue // normalises the severity of notable events (always set)
 	am     *alert.Metrics
 	failed atomic.Pointer[error] // a write Kafka refused after retries: stop, never commit it
+	open   atomic.Int64          // open sessions over all partitions (the MaxOpen cap)
 
 	mu    sync.Mutex
 	parts map[int]*partition // live partitions, for Ready and tests

@@ -2,9 +2,10 @@ package stream
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/valyala/fastjson"
 
 	"github.com/mxtrail/mxtrail/ingest/wire"
 )
@@ -52,13 +53,67 @@ func (e *InputError) Unwrap() error { return e.Err }
 
 // DecodeInput fills in from a record's key, headers and value. The host is, in order: the
 // shipper's host header, the envelope's host, the record key; when all are empty the parser
-// takes it from the line's syslog header. Value slices alias value for the raw form.
+// takes it from the line's syslog header. Value slices alias value for the raw form. It is
+// Decoder.Decode with a fresh Decoder: the stream keeps one Decoder per partition instead.
 func DecodeInput(in *Input, key []byte, headers []wire.Header, value []byte) error {
-	if err := wire.Decode(&in.Raw, key, headers, value); err != nil {
+	var d Decoder
+	if err := d.Decode(in, key, headers, value); err != nil {
+		return err
+	}
+	if in.Form == FormJSON {
+		in.Value = bytes.Clone(in.Value) // not the Decoder's buffer: it dies here
+	}
+	return nil
+}
+
+// maxInterned bounds a Decoder's table of host, source, dialect and zone names.
+const maxInterned = 4096
+
+// Decoder decodes raw-topic records with reused state: a JSON parser, a buffer for the
+// envelope's line and a table of the header strings seen (hosts, sources, dialects, zones
+// repeat on every line, so each is allocated once). The zero value is ready; not safe for
+// concurrent use. Input.Value of an envelope is valid until the next Decode.
+type Decoder struct {
+	jp     fastjson.Parser
+	line   []byte
+	hs     []wire.Header
+	intern map[string]string
+}
+
+// Decode fills in from a record's key, headers and value (see DecodeInput).
+func (d *Decoder) Decode(in *Input, key []byte, headers []wire.Header, value []byte) error {
+	// wire.Decode stays the one parser of ingest_time and truncated; the plain string
+	// headers are taken here so they can be interned (same rule: the last one wins).
+	d.hs = d.hs[:0]
+	var host, source, dialect, tz, syslog []byte
+	var hasHost bool
+	for _, h := range headers {
+		switch h.Key {
+		case wire.HeaderHost:
+			host, hasHost = h.Value, true
+		case wire.HeaderSource:
+			source = h.Value
+		case wire.HeaderDialect:
+			dialect = h.Value
+		case wire.HeaderTZ:
+			tz = h.Value
+		case wire.HeaderSyslog:
+			syslog = h.Value
+		default:
+			d.hs = append(d.hs, h)
+		}
+	}
+	if err := wire.Decode(&in.Raw, nil, d.hs, value); err != nil {
 		return &InputError{Reason: ReasonBadHeader, Err: err}
 	}
+	if hasHost {
+		in.Host = d.str(host)
+	} else {
+		in.Host = d.str(key)
+	}
+	in.Source, in.Dialect, in.TZ, in.Syslog = d.str(source), d.str(dialect), d.str(tz), d.str(syslog)
 	in.Form = FormRaw
-	trimmed := bytes.TrimLeft(value, " \t\r\n")
+	trimmed := trimSpaceLeft(value)
 	if len(trimmed) == 0 {
 		return &InputError{Reason: ReasonEmpty, Err: errors.New("record has an empty value")}
 	}
@@ -66,62 +121,92 @@ func DecodeInput(in *Input, key []byte, headers []wire.Header, value []byte) err
 		return nil
 	}
 	// No dialect's line starts with '{', so a brace means an envelope from another shipper.
-	var env struct {
-		Message  *string         `json:"message"`
-		Host     json.RawMessage `json:"host"`
-		Hostname string          `json:"hostname"`
-		Event    struct {
-			Original *string `json:"original"`
-		} `json:"event"`
-	}
-	if err := json.Unmarshal(trimmed, &env); err != nil {
+	// fastjson rather than encoding/json: the reflective decoder cost ~6 µs and several
+	// allocations per envelope, more than parsing the line; fastjson reuses its parser's
+	// memory and validates the same way.
+	env, err := d.jp.ParseBytes(trimmed)
+	if err != nil {
 		return &InputError{Reason: ReasonBadEnvelope, Err: fmt.Errorf("decode JSON envelope %q: %w", clip(value), err)}
 	}
-	msg := env.Message
-	if msg == nil {
-		msg = env.Event.Original
+	if env.Type() != fastjson.TypeObject {
+		return &InputError{Reason: ReasonBadEnvelope, Err: fmt.Errorf("JSON envelope %q is not an object", clip(value))}
 	}
-	if msg == nil {
-		return &InputError{Reason: ReasonBadEnvelope, Err: fmt.Errorf("JSON envelope %q has no \"message\" field", clip(value))}
+	msg, err := envString(env, "message")
+	if err == nil && msg == nil {
+		if ev := env.Get("event"); ev != nil && ev.Type() != fastjson.TypeNull {
+			if ev.Type() != fastjson.TypeObject {
+				err = errors.New(`"event" is not an object`)
+			} else {
+				msg, err = envString(ev, "original")
+			}
+		}
+	}
+	if err == nil && msg == nil {
+		err = errors.New(`no "message" field`)
+	}
+	var hostname []byte
+	if err == nil {
+		hostname, err = envString(env, "hostname")
+	}
+	if err != nil {
+		return &InputError{Reason: ReasonBadEnvelope, Err: fmt.Errorf("JSON envelope %q: %w", clip(value), err)}
 	}
 	in.Form = FormJSON
-	in.Value = []byte(*msg)
-	host := env.Hostname
-	if len(env.Host) > 0 {
-		switch env.Host[0] {
-		case '"':
-			var s string
-			if json.Unmarshal(env.Host, &s) == nil {
-				host = s
-			}
-		case '{':
-			var h struct {
-				Name     string `json:"name"`
-				Hostname string `json:"hostname"`
-			}
-			if json.Unmarshal(env.Host, &h) == nil {
-				if h.Name != "" {
-					host = h.Name
-				} else if h.Hostname != "" {
-					host = h.Hostname
-				}
+	d.line = append(d.line[:0], msg...)
+	in.Value = d.line
+	envHost := hostname
+	if h := env.Get("host"); h != nil {
+		switch h.Type() {
+		case fastjson.TypeString:
+			envHost = h.GetStringBytes()
+		case fastjson.TypeObject:
+			if n := h.GetStringBytes("name"); len(n) > 0 {
+				envHost = n
+			} else if n := h.GetStringBytes("hostname"); len(n) > 0 {
+				envHost = n
 			}
 		}
 	}
 	// The shipper's header wins; then the envelope; then the key (already in in.Host).
-	if !hasHeader(headers, wire.HeaderHost) && host != "" {
-		in.Host = host
+	if !hasHost && len(envHost) > 0 {
+		in.Host = d.str(envHost)
 	}
 	return nil
 }
 
-func hasHeader(hs []wire.Header, k string) bool {
-	for _, h := range hs {
-		if h.Key == k {
-			return true
-		}
+// envString returns the string field name of o: nil when absent or null, an error when it
+// is another type (encoding/json's rule for a *string field).
+func envString(o *fastjson.Value, name string) ([]byte, error) {
+	v := o.Get(name)
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return nil, nil
 	}
-	return false
+	if v.Type() != fastjson.TypeString {
+		return nil, fmt.Errorf("%q is a %s, not a string", name, v.Type())
+	}
+	b, _ := v.StringBytes()
+	if b == nil {
+		b = []byte{}
+	}
+	return b, nil
+}
+
+// str returns b as a string, allocated once per distinct value (up to maxInterned).
+func (d *Decoder) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := d.intern[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if d.intern == nil {
+		d.intern = map[string]string{}
+	}
+	if len(d.intern) < maxInterned {
+		d.intern[s] = s
+	}
+	return s
 }
 
 // clip keeps error messages readable for megabyte-long values.
@@ -131,4 +216,14 @@ func clip(b []byte) []byte {
 		return b
 	}
 	return b[:max]
+}
+
+// trimSpaceLeft is bytes.TrimLeft(b, " \t\r\n") without building the cutset's ASCII set on
+// every call (1.5% of the enricher's CPU in the profile).
+func trimSpaceLeft(b []byte) []byte {
+	i := 0
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return b[i:]
 }

@@ -1,8 +1,10 @@
 package stream
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/mxtrail/mxtrail/ingest/wire"
 )
@@ -87,4 +89,105 @@ func FuzzDecodeInput(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecoderMatchesWire: the Decoder takes the string headers itself (to intern them) and
+// leaves the rest to wire.Decode; both must agree on every field, the last header winning.
+func TestDecoderMatchesWire(t *testing.T) {
+	var d Decoder
+	for _, tc := range []struct {
+		key     string
+		headers []wire.Header
+	}{
+		{key: "k"},
+		{key: "k", headers: []wire.Header{{Key: "host", Value: []byte("")}}},
+		{key: "k", headers: []wire.Header{{Key: "host", Value: []byte("a")}, {Key: "host", Value: []byte("b")},
+			{Key: "source", Value: []byte("file")}, {Key: "dialect", Value: []byte("smtpf")}, {Key: "tz", Value: []byte("Europe/Sofia")},
+			{Key: "syslog", Value: []byte("rfc3164")}, {Key: "ingest_time", Value: []byte("2026-03-09T12:43:52.5Z")},
+			{Key: "truncated", Value: []byte("70000")}, {Key: "other", Value: []byte("x")}}},
+	} {
+		for i := 0; i < 2; i++ {
+			var in Input
+			if err := d.Decode(&in, []byte(tc.key), tc.headers, []byte(spamdykeLine)); err != nil {
+				t.Fatal(err)
+			}
+			var want wire.Raw
+			if err := wire.Decode(&want, []byte(tc.key), tc.headers, []byte(spamdykeLine)); err != nil {
+				t.Fatal(err)
+			}
+			if in.Host != want.Host || in.Source != want.Source || in.Dialect != want.Dialect || in.TZ != want.TZ ||
+				in.Syslog != want.Syslog || !in.IngestTime.Equal(want.IngestTime) || in.TruncatedFrom != want.TruncatedFrom ||
+				string(in.Value) != string(want.Value) {
+				t.Fatalf("%+v: decoder %+v, wire %+v", tc.headers, in.Raw, want)
+			}
+		}
+	}
+}
+
+func TestDecodeEnvelopeTypes(t *testing.T) {
+	for _, tc := range []struct{ value, host, line, reason string }{
+		{value: `{"message":"a\"b\u00e9","host":"h\u0041"}`, host: "hA", line: `a"bé`},
+		{value: `{"message":null,"event":{"original":"x"}}`, line: "x"},
+		{value: `{"message":"x","hostname":"h1","host":{"name":"","hostname":"h2"}}`, host: "h2", line: "x"},
+		{value: `{"message":"x","hostname":"h1","host":[1]}`, host: "h1", line: "x"},
+		{value: `{"message":""}`, line: ""},
+		{value: `{"message":"x","hostname":5}`, reason: ReasonBadEnvelope},
+		{value: `{"event":5,"message":null}`, reason: ReasonBadEnvelope},
+		{value: `{"event":{"original":[]}}`, reason: ReasonBadEnvelope},
+		{value: `{"message":"x"} trailing`, reason: ReasonBadEnvelope},
+		{value: `{}`, reason: ReasonBadEnvelope},
+	} {
+		var d Decoder
+		var in Input
+		err := d.Decode(&in, nil, nil, []byte(tc.value))
+		if tc.reason != "" {
+			var ie *InputError
+			if !errors.As(err, &ie) || ie.Reason != tc.reason {
+				t.Errorf("%s: want %s, got %v", tc.value, tc.reason, err)
+			}
+			continue
+		}
+		if err != nil || in.Host != tc.host || string(in.Value) != tc.line || in.Form != FormJSON {
+			t.Errorf("%s: got host %q line %q form %v err %v", tc.value, in.Host, in.Value, in.Form, err)
+		}
+	}
+}
+
+// BenchmarkDecodeEnvelope: a Filebeat envelope through the Decoder, against the baseline of
+// the encoding/json struct decoding the stream used before (same run; ratio = baseline/decoder).
+func BenchmarkDecodeEnvelope(b *testing.B) {
+	v := []byte(`{"@timestamp":"2026-03-09T12:43:52.000Z","message":"` + spamdykeLine + `","host":{"name":"mx3.example.net","hostname":"mx3"},"agent":{"type":"filebeat"},"log":{"file":{"path":"/var/log/maillog"}}}`)
+	b.ReportAllocs()
+	var d Decoder
+	var in Input
+	var dec, base time.Duration
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		for j := 0; j < 100; j++ {
+			if err := d.Decode(&in, nil, nil, v); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t1 := time.Now()
+		for j := 0; j < 100; j++ {
+			var env struct {
+				Message  *string         `json:"message"`
+				Host     json.RawMessage `json:"host"`
+				Hostname string          `json:"hostname"`
+			}
+			if err := json.Unmarshal(v, &env); err != nil {
+				b.Fatal(err)
+			}
+			var h struct{ Name, Hostname string }
+			if err := json.Unmarshal(env.Host, &h); err != nil {
+				b.Fatal(err)
+			}
+		}
+		dec += t1.Sub(t0)
+		base += time.Since(t1)
+	}
+	n := float64(b.N) * 100
+	b.ReportMetric(float64(dec.Nanoseconds())/n, "decoder-ns/envelope")
+	b.ReportMetric(float64(base.Nanoseconds())/n, "encoding-json-ns/envelope")
+	b.ReportMetric(base.Seconds()/dec.Seconds(), "speedup-vs-encoding-json")
 }

@@ -8,9 +8,12 @@ import (
 	"github.com/mxtrail/mxtrail/enrich/session"
 )
 
-// BytesPerOpenSession is the measured heap cost of one open session (enrich/session README:
-// 1,496 bytes at 25k open); the open-session memory gauge is Open × this estimate, because
-// walking the assembler's state to size it exactly would cost more than the lines themselves.
+// BytesPerOpenSession is the calibrated heap cost of one open session: enrich/session's
+// BenchmarkOpenSessionBytes (a generated fleet of every product, added without closing,
+// heap growth after GC divided by the open count) measured 1,496 bytes at 25k open. The
+// open-session memory gauge is Open × this calibration, not a walk of the assembler's state
+// (that would cost more than the lines themselves); sessions with many recipients weigh
+// more, so treat the gauge as an estimate within a factor of about two.
 const BytesPerOpenSession = 1500
 
 // Dead-letter reasons besides the input ones (input.go): a small fixed set, used as labels.
@@ -40,6 +43,8 @@ type Metrics struct {
 	commits     prometheus.Counter
 	writeErrors prometheus.Counter
 	revoked     prometheus.Counter
+	skipped     prometheus.Counter
+	straddles   prometheus.Counter
 	latency     prometheus.Histogram
 }
 
@@ -58,10 +63,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "mxtrail_enrich_events_out_total", Help: "Notable events produced, by severity.",
 		}, []string{"severity"}),
 		open: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mxtrail_enrich_open_sessions", Help: "Sessions open in this instance (all partitions).",
+			Name: "mxtrail_enrich_open_sessions", Help: "Sessions open in this instance (all partitions; capped by enrich.sessions.max_open).",
 		}),
 		openBytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mxtrail_enrich_open_sessions_bytes", Help: "Estimated heap held by open sessions (open × measured bytes per session).",
+			Name: "mxtrail_enrich_open_sessions_bytes", Help: "Estimated heap held by open sessions: open sessions × 1,500 bytes, the per-session heap calibrated by enrich/session BenchmarkOpenSessionBytes (1,496 B at 25k open, generated fleet).",
 		}),
 		evicted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mxtrail_enrich_sessions_evicted_total", Help: "Sessions closed early because the open-session cap was reached (closed_by=evicted).",
@@ -78,9 +83,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		revoked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mxtrail_enrich_partitions_revoked_total", Help: "Partitions whose state was dropped on a rebalance.",
 		}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mxtrail_enrich_records_skipped_total", Help: "Raw records deleted by retention before this enricher read them (offset out of range).",
+		}),
+		straddles: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mxtrail_enrich_commit_straddles_total", Help: "Commits placed inside a closed session because holding them at its first line would replay more than 1,048,576 records; a replay from one rebuilds that session's tail as a separate record.",
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mxtrail_enrich_processing_seconds",
-			Help:    "Time to decode, parse and assemble one record and hand its outputs to the producer.",
+			Help:    "Time to decode, parse and assemble one record, sampled (one record in 16); its outputs go to the producer after the whole fetch.",
 			Buckets: []float64{1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, 1e-2, 0.1},
 		}),
 	}
@@ -92,7 +103,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.deadLetters[r] = dl.WithLabelValues(r)
 	}
 	reg.MustRegister(m.linesIn, m.sessionsOut, m.eventsOut, dl, m.open, m.openBytes, m.evicted, m.lag,
-		m.commits, m.writeErrors, m.revoked, m.latency)
+		m.commits, m.writeErrors, m.revoked, m.skipped, m.straddles, m.latency)
 	// severities are a fixed set: create them so dashboards see zeros
 	for s := event.Severity(1); s <= 8; s++ {
 		m.eventsOut.WithLabelValues(s.String())
