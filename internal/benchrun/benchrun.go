@@ -346,7 +346,8 @@ func childEnv() []string {
 func childConfig(base config.Config, idleAdvance time.Duration, id, db, runDir, fleetDir string, sum *gen.Summary) config.Config {
 	c := base
 	c.Kafka.Topics = config.Topics{Raw: "mxtrail.bench." + id + ".raw", Sessions: "mxtrail.bench." + id + ".sessions",
-		Events: "mxtrail.bench." + id + ".events", DeadLetter: "mxtrail.bench." + id + ".deadletter"}
+		Events: "mxtrail.bench." + id + ".events", DeadLetter: "mxtrail.bench." + id + ".deadletter",
+		Alerts: "mxtrail.bench." + id + ".alerts"}
 	c.ClickHouse.Database = db
 	c.HTTP.Listen = "" // three processes, no port to share; the bench reads offsets and rows instead
 	c.Ship.Files = nil
@@ -440,7 +441,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	ka := newKafkaAdmin(cc.Kafka.Brokers, o.Transport)
 	t := cc.Kafka.Topics
 	outParts := max(1, o.Partitions/2)
-	topicParts := map[string]int{t.Raw: o.Partitions, t.Sessions: outParts, t.Events: outParts, t.DeadLetter: outParts}
+	topicParts := map[string]int{t.Raw: o.Partitions, t.Sessions: outParts, t.Events: outParts, t.DeadLetter: outParts, t.Alerts: outParts}
 	if err := ka.createTopics(ctx, topicParts); err != nil {
 		return nil, err
 	}
@@ -458,7 +459,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := ka.deleteTopics(cctx, []string{t.Raw, t.Sessions, t.Events, t.DeadLetter}); err != nil {
+		if err := ka.deleteTopics(cctx, []string{t.Raw, t.Sessions, t.Events, t.DeadLetter, t.Alerts}); err != nil {
 			fmt.Fprintf(progress, "bench: %v\n", err)
 		}
 		if err := conn.Exec(cctx, "DROP DATABASE IF EXISTS "+db); err != nil {
@@ -861,7 +862,7 @@ func lags(ctx context.Context, ka *kafkaAdmin, cc config.Config, rawParts, outPa
 	if shipped, enrichLag, err = ka.lag(ctx, cc.Enrich.Stream.GroupID, t.Raw, rawParts); err != nil {
 		return 0, 0, 0, err
 	}
-	for _, topic := range []string{t.Sessions, t.Events, t.DeadLetter} {
+	for _, topic := range []string{t.Sessions, t.Events, t.DeadLetter, t.Alerts} {
 		_, l, err := ka.lag(ctx, cc.Sink.GroupID, topic, outParts)
 		if err != nil {
 			return 0, 0, 0, err
