@@ -96,6 +96,9 @@ func sinkMain(ctx context.Context, cfg config.Config, migrate bool, log *slog.Lo
 	})
 	defer reader.Close()
 	sc := cfg.Sink
+	// GOGC=400 and a soft memory limit sized from the batch bounds, unless the environment
+	// sets GOGC / GOMEMLIMIT.
+	defer chsink.TuneGC(chsink.MemoryLimitFor(int(sc.BatchBytes), sc.MaxInFlight))()
 	feats := schema.FeaturesFor(sv)
 	w := chsink.NewWriter(conn, cfg.ClickHouse.Database, feats, m, sc.RetryInitial, sc.RetryMax)
 	s, err := chsink.New(chsink.Config{

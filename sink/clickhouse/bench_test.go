@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,9 +81,15 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkSinkIntegration drains a pre-filled sessions topic into ClickHouse and reports
-// rows/s and the sink process's CPU µs per row; in the same run, the baseline feeds the same
-// records (flattened to the table's columns) to `clickhouse-client ... FORMAT JSONEachRow`.
-// Records per run: MXTRAIL_SINK_BENCH_RECORDS (default 200000).
+// rows/s, the CPU µs per row of the sink (in-process: rusage of this test process while only
+// the sink runs, the topic having been filled before) and of the ClickHouse server (its
+// /proc/<pid>/stat, so merges count too, as do other clients' queries on a shared server:
+// "server-query-cpu-µs/row" is the query threads only, from system.events). In the same run,
+// with the same server figures: the issue's baseline, the same records as JSONEachRow through
+// `clickhouse-client`, and the server's ceiling, the rows the sink wrote (every column the sink
+// sends) re-inserted as Native blocks of 100k rows through `clickhouse-client`.
+// Records per run: MXTRAIL_SINK_BENCH_RECORDS (default 200000). The sink runs with the
+// command's GC settings (TuneGC).
 func BenchmarkSinkIntegration(b *testing.B) {
 	brokers := testenv.KafkaBrokers(b)
 	addrs := testenv.ClickHouseAddrs(b)
@@ -98,10 +105,15 @@ func BenchmarkSinkIntegration(b *testing.B) {
 	for _, m := range msgs {
 		bytesTotal += int64(len(m.Value))
 	}
+	srv := newServerCPU(b, addrs)
+	var native []byte // the sink's rows as Native, for the ceiling baseline
+	host, port := splitHostPort(addrs[0])
+	client, _ := exec.LookPath("clickhouse-client")
 
 	b.Run("mxtrail_sink", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(bytesTotal)
+		defer TuneGC(MemoryLimitFor(32<<20, 2))()
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			st := newStream(b, ctx, brokers)
@@ -124,6 +136,7 @@ func BenchmarkSinkIntegration(b *testing.B) {
 			rctx, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			cpu0, t0 := cpuTime(), time.Now()
+			srv0 := srv.read(b, ctx, conn)
 			b.StartTimer()
 			go func() { done <- s.Run(rctx) }()
 			for count(b, ctx, conn, "SELECT count() FROM "+st.db+".sessions") < uint64(n) {
@@ -131,6 +144,7 @@ func BenchmarkSinkIntegration(b *testing.B) {
 			}
 			b.StopTimer()
 			end, cpu := time.Now(), cpuTime()-cpu0
+			srv.report(b, ctx, conn, srv0, n)
 			stop()
 			<-done
 			reader.Close()
@@ -140,34 +154,41 @@ func BenchmarkSinkIntegration(b *testing.B) {
 			b.ReportMetric(float64(n)/end.Sub(first).Seconds(), "rows/s-after-join")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/row")
 			// Where the wall time goes: waiting for ClickHouse to acknowledge inserts (the
-			// server's parse, parts and the rollup view; the writer runs one insert at a time).
+			// server's parse, parts and the rollup view).
 			var hm dto.Metric
 			if err := m.InsertSeconds.WithLabelValues("sessions").(prometheus.Histogram).Write(&hm); err == nil {
 				b.ReportMetric(hm.GetHistogram().GetSampleSum()*1e6/float64(n), "insert-wall-µs/row")
+				b.ReportMetric(float64(hm.GetHistogram().GetSampleCount()), "inserts")
+			}
+			if client != "" && native == nil {
+				cmd := exec.CommandContext(ctx, client, "--host", host, "--port", port, "--max_block_size", "100000", "--query",
+					"SELECT "+joinCols()+" FROM "+st.db+".sessions FORMAT Native")
+				if native, err = cmd.Output(); err != nil {
+					b.Fatalf("dump the sink's rows as Native: %v", err)
+				}
 			}
 		}
 	})
 
-	b.Run("baseline_clickhouse_client_JSONEachRow", func(b *testing.B) {
-		client, err := exec.LookPath("clickhouse-client")
-		if err != nil {
+	// runClient times clickhouse-client inserting input in format into a fresh database.
+	runClient := func(b *testing.B, format, cols string, input []byte) {
+		if client == "" {
 			b.Skip("clickhouse-client not installed")
 		}
-		var buf bytes.Buffer
-		for i := range ss {
-			flatJSON(&buf, &ss[i])
+		if input == nil {
+			b.Skip("no rows from the mxtrail_sink run to re-insert")
 		}
 		b.SetBytes(bytesTotal)
-		host, port := splitHostPort(addrs[0])
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
-			st := stream{db: "mxtest_sinkbase_" + strconv.FormatInt(time.Now().UnixNano(), 36)}
-			openTest(b, ctx, addrs, st.db)
+			db := "mxtest_sinkbase_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			conn := openTest(b, ctx, addrs, db)
 			cmd := exec.CommandContext(ctx, client, "--host", host, "--port", port, "--query",
-				"INSERT INTO "+st.db+".sessions ("+joinCols()+") FORMAT JSONEachRow")
-			cmd.Stdin = bytes.NewReader(buf.Bytes())
+				"INSERT INTO "+db+".sessions ("+cols+") FORMAT "+format)
+			cmd.Stdin = bytes.NewReader(input)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
+			srv0 := srv.read(b, ctx, conn)
 			b.StartTimer()
 			t0 := time.Now()
 			if err := cmd.Run(); err != nil {
@@ -175,12 +196,91 @@ func BenchmarkSinkIntegration(b *testing.B) {
 			}
 			el := time.Since(t0)
 			b.StopTimer()
+			srv.report(b, ctx, conn, srv0, n)
+			if got := count(b, ctx, conn, "SELECT count() FROM "+db+".sessions"); got != uint64(n) {
+				b.Fatalf("baseline inserted %d rows, want %d", got, n)
+			}
 			ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 			cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 			b.ReportMetric(float64(n)/el.Seconds(), "rows/s")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/row")
 		}
+	}
+	b.Run("baseline_clickhouse_client_JSONEachRow", func(b *testing.B) {
+		// The session columns only: the server fills sender_domain and client_net (DEFAULT).
+		var buf bytes.Buffer
+		for i := range ss {
+			flatJSON(&buf, &ss[i])
+		}
+		runClient(b, "JSONEachRow", strings.Join(sessionColumnNames[:len(sessionColumnNames)-2], ", "), buf.Bytes())
 	})
+	b.Run("baseline_clickhouse_client_Native", func(b *testing.B) {
+		runClient(b, "Native", joinCols(), native)
+	})
+}
+
+// serverCPU reads the ClickHouse server's CPU time: the whole process from /proc (the shared
+// stack's server, found by its config under MXTRAIL_STATE_DIR, or the only clickhouse-server)
+// and its query threads from system.events.
+type serverCPU struct{ pid int }
+
+type serverSample struct {
+	proc, query time.Duration
+}
+
+func newServerCPU(b *testing.B, addrs []string) *serverCPU {
+	out, _ := exec.Command("pgrep", "-f", "clickhouse-server").Output()
+	var pids []int
+	var mine int
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + f + "/cmdline")
+		if !strings.Contains(string(cmdline), "clickhouse-server") {
+			continue
+		}
+		pids = append(pids, pid)
+		if strings.Contains(string(cmdline), filepath.Join(testenv.StateDir(), "clickhouse")) {
+			mine = pid
+		}
+	}
+	if mine == 0 && len(pids) == 1 {
+		mine = pids[0]
+	}
+	if mine == 0 {
+		b.Logf("server CPU from /proc not reported: cannot tell which of clickhouse-server %v serves %v", pids, addrs)
+	}
+	return &serverCPU{pid: mine}
+}
+
+func (s *serverCPU) read(b *testing.B, ctx context.Context, conn driver.Conn) serverSample {
+	var out serverSample
+	if s.pid != 0 {
+		if stat, err := os.ReadFile("/proc/" + strconv.Itoa(s.pid) + "/stat"); err == nil {
+			// Fields after the ")" closing the command name: utime and stime are the 12th and 13th.
+			f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+			ut, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			out.proc = time.Duration(ut+st) * (time.Second / 100) // USER_HZ
+		}
+	}
+	var us uint64
+	if err := conn.QueryRow(ctx, "SELECT sum(value) FROM system.events WHERE event IN ('UserTimeMicroseconds', 'SystemTimeMicroseconds')").Scan(&us); err == nil {
+		out.query = time.Duration(us) * time.Microsecond
+	}
+	return out
+}
+
+func (s *serverCPU) report(b *testing.B, ctx context.Context, conn driver.Conn, before serverSample, n int) {
+	after := s.read(b, ctx, conn)
+	if s.pid != 0 {
+		b.ReportMetric(float64((after.proc-before.proc).Microseconds())/float64(n), "server-cpu-µs/row")
+	}
+	if after.query > 0 {
+		b.ReportMetric(float64((after.query-before.query).Microseconds())/float64(n), "server-query-cpu-µs/row")
+	}
 }
 
 // firstFetch records when the first message arrived (after the consumer group joined).
