@@ -43,6 +43,13 @@ func NewWriter(conn driver.Conn, db string, f schema.Features, m *Metrics, retry
 		boxed: map[string]any{}, isolateMax: maxIsolateInserts}
 }
 
+// clone returns a writer like w with its own scratch state, for a concurrent insert.
+func (w *Writer) clone() *Writer {
+	c := *w
+	c.boxed, c.zeros, c.fill = map[string]any{}, nil, nil
+	return &c
+}
+
 type table struct {
 	idx    int
 	name   string
