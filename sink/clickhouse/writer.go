@@ -186,7 +186,10 @@ func (w *Writer) insert(ctx context.Context, b *Batch, t table, lo, hi int) (err
 		ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_deduplication_token": tok}))
 	}
 	q := "INSERT INTO " + w.db + "." + t.name + " (" + strings.Join(t.cols, ", ") + ")"
-	batch, err := w.conn.PrepareBatch(ctx, q, driver.WithReleaseConnection())
+	// The batch keeps its connection from prepare to Send: with WithReleaseConnection the
+	// driver ended the INSERT after reading its header and sent it again on Send, so the server
+	// ran two INSERTs per batch, one of them empty (seen in system.query_log at 0-180 ms each).
+	batch, err := w.conn.PrepareBatch(ctx, q)
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
