@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,8 +31,22 @@ func runSink(ctx context.Context, args []string, _ io.Reader, _, stderr io.Write
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (default: defaults and MXTRAIL_* environment)")
 	migrate := fs.Bool("migrate", false, "run the schema migrations before consuming")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "mxtrail sink: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "mxtrail sink: start cpu profile: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
@@ -111,6 +127,9 @@ func newSink(ctx context.Context, cfg config.Config, migrate bool, log *slog.Log
 		WatchPartitionChanges: true,
 	})
 	sc := cfg.Sink
+	// GOGC=400 and a soft memory limit sized from the batch bounds, unless the environment
+	// sets GOGC / GOMEMLIMIT.
+	defer chsink.TuneGC(chsink.MemoryLimitFor(int(sc.BatchBytes), sc.MaxInFlight))()
 	feats := schema.FeaturesFor(sv)
 	w := chsink.NewWriter(conn, cfg.ClickHouse.Database, feats, m, sc.RetryInitial, sc.RetryMax)
 	s, err = chsink.New(chsink.Config{

@@ -63,12 +63,26 @@ type Batch struct {
 
 	deadReasons map[string]int
 	kindBytes   [4]int
+
+	// The message behind each sessions and events row, so a row the server rejects can be
+	// dead-lettered as it arrived (see Writer.isolate). Holds two pointers a row, not 33.
+	sessSrc, eventSrc []rowSource
+	parts             []partKey // rowSource.part indexes this
+	partIdx           map[partKey]int32
+}
+
+// rowSource is where a row came from.
+type rowSource struct {
+	part       int32
+	offset     int64
+	key, value []byte
 }
 
 // NewBatch returns an empty batch for a server with features f. maxField bounds any one
 // string field of a record (longer fields dead-letter the record).
 func NewBatch(f schema.Features, maxField int) *Batch {
-	b := &Batch{f: f, maxField: maxField, first: map[partKey]int64{}, last: map[partKey]int64{}, deadReasons: map[string]int{}}
+	b := &Batch{f: f, maxField: maxField, first: map[partKey]int64{}, last: map[partKey]int64{}, deadReasons: map[string]int{},
+		partIdx: map[partKey]int32{}}
 	b.sessions.ipv6 = f.IPv6
 	return b
 }
@@ -82,6 +96,10 @@ func (b *Batch) Reset() {
 	clear(b.first)
 	clear(b.last)
 	clear(b.deadReasons)
+	clear(b.sessSrc)
+	clear(b.eventSrc)
+	b.sessSrc, b.eventSrc, b.parts = b.sessSrc[:0], b.eventSrc[:0], b.parts[:0]
+	clear(b.partIdx)
 	b.msgs, b.bytes, b.done, b.kindBytes = 0, 0, [4]bool{}, [4]int{}
 	b.opened = time.Time{}
 }
@@ -121,15 +139,22 @@ func (b *Batch) Add(kind Kind, m *Message, now time.Time) {
 	pk := partKey{m.Topic, m.Partition}
 	if _, ok := b.first[pk]; !ok {
 		b.first[pk] = m.Offset
+		b.partIdx[pk] = int32(len(b.parts))
+		b.parts = append(b.parts, pk)
 	}
 	b.last[pk] = m.Offset
+	src := rowSource{part: b.partIdx[pk], offset: m.Offset, key: m.Key, value: m.Value}
 
 	var err error
 	switch kind {
 	case KindSessions:
-		err = b.addSession(m)
+		if err = b.addSession(m); err == nil {
+			b.sessSrc = append(b.sessSrc, src)
+		}
 	case KindEvents:
-		err = b.addEvent(m)
+		if err = b.addEvent(m); err == nil {
+			b.eventSrc = append(b.eventSrc, src)
+		}
 	case KindDeadLetter:
 		b.addUpstreamDead(m, now)
 		return
@@ -207,6 +232,21 @@ func (b *Batch) addDead(m *Message, reason string, err error, now time.Time) {
 	b.dead.appendDead(&DeadLetter{Time: now, Reason: reason, Error: err.Error(), Topic: m.Topic,
 		Partition: int32(m.Partition), Offset: m.Offset, Key: string(m.Key), Raw: string(m.Value)})
 	b.deadReasons[reason]++
+}
+
+// rejectRow turns row i of table (sessions or events), which the server refused, into a
+// deadletter row carrying the server's error. The row stays in its table's columns; the
+// writer no longer sends it.
+func (b *Batch) rejectRow(table int, i int, serverErr error, now time.Time) {
+	src := b.sessSrc
+	if table == 1 {
+		src = b.eventSrc
+	}
+	r := src[i]
+	pk := b.parts[r.part]
+	b.dead.appendDead(&DeadLetter{Time: now, Reason: ReasonRejected, Error: serverErr.Error(), Topic: pk.topic,
+		Partition: int32(pk.partition), Offset: r.offset, Key: string(r.key), Raw: string(r.value)})
+	b.deadReasons[ReasonRejected]++
 }
 
 func classify(err error) string {

@@ -5,10 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,9 +17,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/mxtrail/mxtrail/enrich/record"
 	"github.com/mxtrail/mxtrail/internal/testenv"
@@ -80,9 +78,22 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkSinkIntegration drains a pre-filled sessions topic into ClickHouse and reports
-// rows/s and the sink process's CPU µs per row; in the same run, the baseline feeds the same
-// records (flattened to the table's columns) to `clickhouse-client ... FORMAT JSONEachRow`.
-// Records per run: MXTRAIL_SINK_BENCH_RECORDS (default 200000).
+// rows/s, the CPU µs per row of the sink (a child process running the `mxtrail sink` command,
+// built for the run, from its rusage: start-up, group join and shutdown included; in-process the
+// benchmark's own 200k records made the collector's work several times the sink's) and of the
+// ClickHouse server (its
+// /proc/<pid>/stat, so merges count too, as do other clients' queries on a shared server:
+// "server-query-cpu-µs/row" is the query threads only, from system.events). In the same run,
+// with the same server figures: the issue's baseline, the same records as JSONEachRow through
+// `clickhouse-client`, and the server's ceiling, the rows the sink wrote (every column the sink
+// sends) re-inserted as Native blocks of 100k rows through `clickhouse-client`.
+// Records per run: MXTRAIL_SINK_BENCH_RECORDS (default 200000). They are time-ordered like a
+// live stream (2,000 sessions a second, see liveOrder); MXTRAIL_SINK_BENCH_SPREAD=1 keeps
+// genSessions' random spread over four days, which costs the server about twice as much per
+// row: every insert writes a part into each day's partition, and the rollup view aggregates
+// ~1 row per (minute, host, product, outcome) group instead of dozens (measured with
+// INSERT ... SELECT of 200k rows on 18.16, query-thread CPU: table alone 3.4-4.8 µs/row
+// spread vs 2.6-3.4 live; with the rollup view 6.0-8.3 vs 3.2-4.1).
 func BenchmarkSinkIntegration(b *testing.B) {
 	brokers := testenv.KafkaBrokers(b)
 	addrs := testenv.ClickHouseAddrs(b)
@@ -93,81 +104,125 @@ func BenchmarkSinkIntegration(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	ss := genSessions(11, n)
+	if os.Getenv("MXTRAIL_SINK_BENCH_SPREAD") == "" {
+		liveOrder(ss, 2000)
+	}
 	msgs := sessionMessages(ss)
 	var bytesTotal int64
 	for _, m := range msgs {
 		bytesTotal += int64(len(m.Value))
 	}
+	srv := newServerCPU(b, addrs)
+	var native []byte // the sink's rows as Native, for the ceiling baseline
+	host, port := splitHostPort(addrs[0])
+	client, _ := exec.LookPath("clickhouse-client")
 
+	bin := buildMxtrail(b, ctx)
 	b.Run("mxtrail_sink", func(b *testing.B) {
-		b.ReportAllocs()
 		b.SetBytes(bytesTotal)
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			st := newStream(b, ctx, brokers)
 			conn := openTest(b, ctx, addrs, st.db)
 			st.produce(b, ctx, st.sessions, msgs)
-			sv, _ := schema.DetectServer(conn)
-			reader := kafka.NewReader(kafka.ReaderConfig{Brokers: st.brokers, GroupID: st.group,
-				GroupTopics: []string{st.sessions}, MinBytes: 1, MaxBytes: 10 << 20,
-				MaxWait: time.Second, QueueCapacity: 1000, HeartbeatInterval: time.Second, StartOffset: kafka.FirstOffset, WatchPartitionChanges: true})
-			m := NewMetrics(nil)
-			w := NewWriter(conn, st.db, schema.FeaturesFor(sv), m, 100*time.Millisecond, 2*time.Second)
-			s, err := New(Config{Database: st.db, Topics: map[string]Kind{st.sessions: KindSessions},
-				BatchRows: 100_000, BatchBytes: 32 << 20, BatchAge: 2 * time.Second, MaxInFlight: 2,
-				RetryInitial: 100 * time.Millisecond, RetryMax: 2 * time.Second, MaxField: 256 << 10},
-				reader, w, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			if err != nil {
-				b.Fatal(err)
+			metricsAddr := freeAddr(b)
+			args := []string{"sink", "--config", writeSinkConfig(b, st, addrs, metricsAddr)}
+			if p := os.Getenv("MXTRAIL_SINK_BENCH_CPUPROFILE"); p != "" {
+				args = append(args, "--cpuprofile", p)
 			}
-			s.fetcher = &firstFetch{Fetcher: reader}
-			rctx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			cpu0, t0 := cpuTime(), time.Now()
+			cmd := exec.CommandContext(ctx, bin, args...)
+			cmd.Env = sinkEnv()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			srv0 := srv.read(b, ctx, conn)
+			t0 := time.Now()
 			b.StartTimer()
-			go func() { done <- s.Run(rctx) }()
-			for count(b, ctx, conn, "SELECT count() FROM "+st.db+".sessions") < uint64(n) {
-				time.Sleep(50 * time.Millisecond)
+			if err := cmd.Start(); err != nil {
+				b.Fatalf("start %s sink: %v", bin, err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			var first time.Time // the first fetched message: the consumer group has joined
+			for {
+				if first.IsZero() {
+					if mt, err := scrape(ctx, metricsAddr); err == nil && strings.Contains(mt, "mxtrail_sink_consumer_lag{") {
+						first = time.Now()
+					}
+				}
+				// Rows an insert retried after a lost acknowledgement are in twice until they
+				// collapse: count sessions, not rows, once the rows are there.
+				if count(b, ctx, conn, "SELECT count() FROM "+st.db+".sessions") >= uint64(n) &&
+					count(b, ctx, conn, "SELECT uniqExact(session_id) FROM "+st.db+".sessions") >= uint64(n) {
+					break
+				}
+				select {
+				case err := <-exited:
+					b.Fatalf("mxtrail sink exited before writing %d rows: %v\n%s", n, err, stderr.Bytes())
+				case <-time.After(50 * time.Millisecond):
+				}
 			}
 			b.StopTimer()
-			end, cpu := time.Now(), cpuTime()-cpu0
-			stop()
-			<-done
-			reader.Close()
-			first := s.fetcher.(*firstFetch).first
+			end := time.Now()
+			srv.report(b, ctx, conn, srv0, n)
+			mt, err := scrape(ctx, metricsAddr)
+			if err != nil {
+				b.Fatalf("scrape the sink's metrics: %v", err)
+			}
+			// The child's own high-water mark: its rusage's ru_maxrss also counts the memory
+			// of this (much larger) test process it was forked from before exec.
+			hwm := vmHWM(cmd.Process.Pid)
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			if err := <-exited; err != nil {
+				b.Fatalf("mxtrail sink did not stop cleanly on SIGTERM: %v\n%s", err, stderr.Bytes())
+			}
+			ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+			cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 			b.ReportMetric(float64(n)/end.Sub(t0).Seconds(), "rows/s")
-			// The consumer-group join takes seconds before the first message; without it:
-			b.ReportMetric(float64(n)/end.Sub(first).Seconds(), "rows/s-after-join")
+			if !first.IsZero() {
+				// The consumer-group join takes seconds before the first message; without it:
+				b.ReportMetric(float64(n)/end.Sub(first).Seconds(), "rows/s-after-join")
+			}
 			b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/row")
-			// Where the wall time goes: waiting for ClickHouse to acknowledge inserts (the
-			// server's parse, parts and the rollup view; the writer runs one insert at a time).
-			var hm dto.Metric
-			if err := m.InsertSeconds.WithLabelValues("sessions").(prometheus.Histogram).Write(&hm); err == nil {
-				b.ReportMetric(hm.GetHistogram().GetSampleSum()*1e6/float64(n), "insert-wall-µs/row")
+			if hwm > 0 {
+				b.ReportMetric(float64(hwm)/1024, "peak-rss-MiB")
+			}
+			// Where the wall time goes: waiting for ClickHouse to acknowledge inserts.
+			sum, cnt := metricValue(mt, `mxtrail_sink_insert_seconds_sum{table="sessions"}`), metricValue(mt, `mxtrail_sink_insert_seconds_count{table="sessions"}`)
+			b.ReportMetric(sum*1e6/float64(n), "insert-wall-µs/row")
+			b.ReportMetric(cnt, "inserts")
+			if r := metricValue(mt, `mxtrail_sink_insert_retries_total{table="sessions"}`); r > 0 {
+				b.ReportMetric(r, "retries")
+				b.Logf("the sink retried %v inserts; its log:\n%s", r, stderr.Bytes())
+			}
+			if client != "" && native == nil {
+				cmd := exec.CommandContext(ctx, client, "--host", host, "--port", port, "--max_block_size", "100000", "--query",
+					"SELECT "+joinCols()+" FROM "+st.db+".sessions FINAL FORMAT Native")
+				if native, err = cmd.Output(); err != nil {
+					b.Fatalf("dump the sink's rows as Native: %v", err)
+				}
 			}
 		}
 	})
 
-	b.Run("baseline_clickhouse_client_JSONEachRow", func(b *testing.B) {
-		client, err := exec.LookPath("clickhouse-client")
-		if err != nil {
+	// runClient times clickhouse-client inserting input in format into a fresh database.
+	runClient := func(b *testing.B, format, cols string, input []byte) {
+		if client == "" {
 			b.Skip("clickhouse-client not installed")
 		}
-		var buf bytes.Buffer
-		for i := range ss {
-			flatJSON(&buf, &ss[i])
+		if input == nil {
+			b.Skip("no rows from the mxtrail_sink run to re-insert")
 		}
 		b.SetBytes(bytesTotal)
-		host, port := splitHostPort(addrs[0])
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
-			st := stream{db: "mxtest_sinkbase_" + strconv.FormatInt(time.Now().UnixNano(), 36)}
-			openTest(b, ctx, addrs, st.db)
+			db := "mxtest_sinkbase_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			conn := openTest(b, ctx, addrs, db)
 			cmd := exec.CommandContext(ctx, client, "--host", host, "--port", port, "--query",
-				"INSERT INTO "+st.db+".sessions ("+joinCols()+") FORMAT JSONEachRow")
-			cmd.Stdin = bytes.NewReader(buf.Bytes())
+				"INSERT INTO "+db+".sessions ("+cols+") FORMAT "+format)
+			cmd.Stdin = bytes.NewReader(input)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
+			srv0 := srv.read(b, ctx, conn)
 			b.StartTimer()
 			t0 := time.Now()
 			if err := cmd.Run(); err != nil {
@@ -175,26 +230,91 @@ func BenchmarkSinkIntegration(b *testing.B) {
 			}
 			el := time.Since(t0)
 			b.StopTimer()
+			srv.report(b, ctx, conn, srv0, n)
+			if got := count(b, ctx, conn, "SELECT count() FROM "+db+".sessions"); got != uint64(n) {
+				b.Fatalf("baseline inserted %d rows, want %d", got, n)
+			}
 			ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 			cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 			b.ReportMetric(float64(n)/el.Seconds(), "rows/s")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/row")
 		}
+	}
+	b.Run("baseline_clickhouse_client_JSONEachRow", func(b *testing.B) {
+		// The session columns only: the server fills sender_domain and client_net (DEFAULT).
+		var buf bytes.Buffer
+		for i := range ss {
+			flatJSON(&buf, &ss[i])
+		}
+		runClient(b, "JSONEachRow", strings.Join(sessionColumnNames[:len(sessionColumnNames)-2], ", "), buf.Bytes())
+	})
+	b.Run("baseline_clickhouse_client_Native", func(b *testing.B) {
+		runClient(b, "Native", joinCols(), native)
 	})
 }
 
-// firstFetch records when the first message arrived (after the consumer group joined).
-type firstFetch struct {
-	Fetcher
-	first time.Time
+// serverCPU reads the ClickHouse server's CPU time: the whole process from /proc (the shared
+// stack's server, found by its config under MXTRAIL_STATE_DIR, or the only clickhouse-server)
+// and its query threads from system.events.
+type serverCPU struct{ pid int }
+
+type serverSample struct {
+	proc, query time.Duration
 }
 
-func (f *firstFetch) FetchMessage(ctx context.Context) (kafka.Message, error) {
-	m, err := f.Fetcher.FetchMessage(ctx)
-	if f.first.IsZero() && err == nil {
-		f.first = time.Now()
+func newServerCPU(b *testing.B, addrs []string) *serverCPU {
+	out, _ := exec.Command("pgrep", "-f", "clickhouse-server").Output()
+	var pids []int
+	var mine int
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + f + "/cmdline")
+		if !strings.Contains(string(cmdline), "clickhouse-server") {
+			continue
+		}
+		pids = append(pids, pid)
+		if strings.Contains(string(cmdline), filepath.Join(testenv.StateDir(), "clickhouse")) {
+			mine = pid
+		}
 	}
-	return m, err
+	if mine == 0 && len(pids) == 1 {
+		mine = pids[0]
+	}
+	if mine == 0 {
+		b.Logf("server CPU from /proc not reported: cannot tell which of clickhouse-server %v serves %v", pids, addrs)
+	}
+	return &serverCPU{pid: mine}
+}
+
+func (s *serverCPU) read(b *testing.B, ctx context.Context, conn driver.Conn) serverSample {
+	var out serverSample
+	if s.pid != 0 {
+		if stat, err := os.ReadFile("/proc/" + strconv.Itoa(s.pid) + "/stat"); err == nil {
+			// Fields after the ")" closing the command name: utime and stime are the 12th and 13th.
+			f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+			ut, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			out.proc = time.Duration(ut+st) * (time.Second / 100) // USER_HZ
+		}
+	}
+	var us uint64
+	if err := conn.QueryRow(ctx, "SELECT sum(value) FROM system.events WHERE event IN ('UserTimeMicroseconds', 'SystemTimeMicroseconds')").Scan(&us); err == nil {
+		out.query = time.Duration(us) * time.Microsecond
+	}
+	return out
+}
+
+func (s *serverCPU) report(b *testing.B, ctx context.Context, conn driver.Conn, before serverSample, n int) {
+	after := s.read(b, ctx, conn)
+	if s.pid != 0 {
+		b.ReportMetric(float64((after.proc-before.proc).Microseconds())/float64(n), "server-cpu-µs/row")
+	}
+	if after.query > 0 {
+		b.ReportMetric(float64((after.query-before.query).Microseconds())/float64(n), "server-query-cpu-µs/row")
+	}
 }
 
 // flatJSON writes s as one JSONEachRow line shaped like the sessions table (for the baseline).
@@ -252,6 +372,7 @@ func BenchmarkInsertIntegration(b *testing.B) {
 	ctx := context.Background()
 	const n = 100_000
 	ss := genSessions(13, n)
+	liveOrder(ss, 2000)
 	src := "mxtest_insrc_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	conn := openTest(b, ctx, addrs, src)
 	sv, err := schema.DetectServer(conn)
@@ -316,4 +437,111 @@ func benchInsertSelect(b *testing.B, ctx context.Context, conn driver.Conn, addr
 		b.StopTimer()
 		b.ReportMetric(float64(time.Since(t0).Microseconds())/n, "wall-µs/row")
 	}
+}
+
+// buildMxtrail builds the mxtrail command into a temporary directory.
+func buildMxtrail(b *testing.B, ctx context.Context) string {
+	b.Helper()
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil || len(bytes.TrimSpace(gomod)) == 0 {
+		b.Fatalf("find the module root: %v", err)
+	}
+	bin := filepath.Join(b.TempDir(), "mxtrail")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/mxtrail")
+	cmd.Dir = filepath.Dir(string(bytes.TrimSpace(gomod)))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build ./cmd/mxtrail: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// writeSinkConfig writes an mxtrail.yaml for a sink on st's topics, group and database.
+func writeSinkConfig(b *testing.B, st stream, addrs []string, metricsAddr string) string {
+	b.Helper()
+	q := func(ss ...string) string { return `["` + strings.Join(ss, `", "`) + `"]` }
+	y := "kafka:\n  brokers: " + q(st.brokers...) + "\n  topics:\n    sessions: " + st.sessions +
+		"\n    events: " + st.events + "\n    deadletter: " + st.dead +
+		"\nclickhouse:\n  addrs: " + q(addrs...) + "\n  database: " + st.db +
+		"\nhttp:\n  listen: " + metricsAddr + "\nsink:\n  group_id: " + st.group + "\n"
+	p := filepath.Join(b.TempDir(), "mxtrail.yaml")
+	if err := os.WriteFile(p, []byte(y), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// sinkEnv is the environment without the MXTRAIL_* overrides that would replace the config
+// file's database or listener.
+func sinkEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "MXTRAIL_CLICKHOUSE_DATABASE=") && !strings.HasPrefix(kv, "MXTRAIL_HTTP_LISTEN=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func freeAddr(b *testing.B) string {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// scrape returns the text exposition of the sink's /metrics.
+func scrape(ctx context.Context, addr string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return string(body), err
+}
+
+// metricValue is the value of the series named exactly series in a text exposition (0 if absent).
+func metricValue(text, series string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
+}
+
+// liveOrder rewrites the start and end times of ss as a live stream delivers them: in order,
+// perSecond sessions a second, ending now (durations kept). An enricher closes sessions in
+// time order, so this is what a pre-filled sessions topic holds.
+func liveOrder(ss []record.Session, perSecond int) {
+	end := time.Now().UTC().Truncate(time.Second)
+	first := end.Add(-time.Duration(len(ss)/perSecond) * time.Second)
+	for i := range ss {
+		d := ss[i].EndTime.Sub(ss[i].StartTime)
+		ss[i].StartTime = first.Add(time.Duration(i/perSecond) * time.Second)
+		ss[i].EndTime = ss[i].StartTime.Add(d)
+	}
+}
+
+// vmHWM is the peak resident set of process pid in KiB, from /proc (0 if unavailable).
+func vmHWM(pid int) int64 {
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb
+		}
+	}
+	return 0
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -46,6 +48,11 @@ type sessionColumns struct {
 	outcomeVersion                       []uint16
 	firstSource, lastSource              strCol
 	firstOffset, lastOffset              []int64
+	// Computed here rather than by the server (migration 0002): the same values as the
+	// columns' DEFAULT expressions, see senderDomain and clientNet.
+	senderDomain strCol
+	clientNet    strCol     // old servers: the network as text
+	clientNet6   [][16]byte // IPv6 servers
 
 	flatU16 []uint16
 }
@@ -56,6 +63,7 @@ var sessionColumnNames = []string{
 	"rcpt_smtp_code", "rcpt_reply", "outcome", "reason", "smtp_code", "smtp_reply", "message_id",
 	"size", "delivery", "closed_by", "permanent", "flags", "event_count", "max_severity",
 	"outcome_version", "first_source", "first_offset", "last_source", "last_offset",
+	"sender_domain", "client_net",
 }
 
 func (c *sessionColumns) len() int { return len(c.startTime) }
@@ -63,9 +71,9 @@ func (c *sessionColumns) len() int { return len(c.startTime) }
 // values lists the columns in sessionColumnNames order. String columns are views into the
 // arenas, valid until the batch is next appended to or reset.
 func (c *sessionColumns) values() []any {
-	var ip any = c.clientIP.views()
+	var ip, net any = c.clientIP.views(), c.clientNet.views()
 	if c.ipv6 {
-		ip = c.clientIP6
+		ip, net = c.clientIP6, c.clientNet6
 	}
 	return []any{
 		c.sessionID.views(), c.host.views(), c.product.views(), c.sessionKey.views(), c.startTime, c.endTime, ip,
@@ -73,20 +81,20 @@ func (c *sessionColumns) values() []any {
 		c.rcptOutcome.views(), c.rcptCode, c.rcptReply.views(), c.outcome.views(), c.reason.views(), c.smtpCode,
 		c.smtpReply.views(), c.messageID.views(), c.size, c.delivery.views(), c.closedBy.views(), c.permanent,
 		c.flags.views(), c.eventCount, c.maxSeverity.views(), c.outcomeVersion, c.firstSource.views(), c.firstOffset,
-		c.lastSource.views(), c.lastOffset,
+		c.lastSource.views(), c.lastOffset, c.senderDomain.views(), net,
 	}
 }
 
 func (c *sessionColumns) reset() {
 	for _, s := range []*strCol{&c.sessionID, &c.host, &c.product, &c.sessionKey, &c.clientIP, &c.clientPTR,
 		&c.helo, &c.authUser, &c.mailFrom, &c.outcome, &c.reason, &c.smtpReply, &c.messageID, &c.delivery,
-		&c.closedBy, &c.maxSeverity, &c.firstSource, &c.lastSource} {
+		&c.closedBy, &c.maxSeverity, &c.firstSource, &c.lastSource, &c.senderDomain, &c.clientNet} {
 		s.reset()
 	}
 	for _, a := range []*strArrCol{&c.rcptAddress, &c.rcptOutcome, &c.rcptReply, &c.flags} {
 		a.reset()
 	}
-	c.startTime, c.endTime, c.clientIP6, c.tls = c.startTime[:0], c.endTime[:0], c.clientIP6[:0], c.tls[:0]
+	c.startTime, c.endTime, c.clientIP6, c.clientNet6, c.tls = c.startTime[:0], c.endTime[:0], c.clientIP6[:0], c.clientNet6[:0], c.tls[:0]
 	c.rcptCode, c.smtpCode, c.size, c.permanent = c.rcptCode[:0], c.smtpCode[:0], c.size[:0], c.permanent[:0]
 	c.eventCount, c.outcomeVersion, c.firstOffset, c.lastOffset = c.eventCount[:0], c.outcomeVersion[:0], c.firstOffset[:0], c.lastOffset[:0]
 	c.flatU16 = c.flatU16[:0]
@@ -258,6 +266,68 @@ func (c *sessionColumns) appendSession(s *record.Session, ip [16]byte) {
 	c.firstOffset = append(c.firstOffset, s.FirstPos.Offset)
 	c.lastSource.add(s.LastPos.Source)
 	c.lastOffset = append(c.lastOffset, s.LastPos.Offset)
+	c.senderDomain.addSenderDomain(s.MailFrom)
+	if c.ipv6 {
+		c.clientNet6 = append(c.clientNet6, clientNet6(ip))
+	} else {
+		c.clientNet.addClientNet(s.ClientIP, ip)
+	}
+}
+
+// addSenderDomain appends what the column's DEFAULT expression computes:
+// lower(if(position(mail_from, '@') > 0, substring(mail_from, position(mail_from, '@') + 1), ”))
+// -- everything after the first '@', ASCII-lowercased (lower() leaves other bytes alone).
+func (c *strCol) addSenderDomain(mailFrom string) {
+	at := strings.IndexByte(mailFrom, '@')
+	if at < 0 {
+		c.end = append(c.end, len(c.buf))
+		return
+	}
+	start := len(c.buf)
+	c.buf = append(c.buf, mailFrom[at+1:]...)
+	for i := start; i < len(c.buf); i++ {
+		if b := c.buf[i]; 'A' <= b && b <= 'Z' {
+			c.buf[i] = b + ('a' - 'A')
+		}
+	}
+	c.end = append(c.end, len(c.buf))
+}
+
+// clientNet6 is IPv6CIDRToRange(client_ip, if(IPv4-mapped, 120, 48)).1: an IPv4 client's /24,
+// an IPv6 client's /48 (ip is the address as 16 bytes, IPv4 mapped).
+func clientNet6(ip [16]byte) [16]byte {
+	if isV4Mapped(ip) {
+		ip[15] = 0
+		return ip
+	}
+	clear(ip[6:])
+	return ip
+}
+
+func isV4Mapped(ip [16]byte) bool {
+	return [12]byte(ip[:12]) == [12]byte{10: 0xff, 11: 0xff}
+}
+
+// addClientNet appends the old-server text form, what the String column's DEFAULT computes:
+// ” for no address; for text with a ':' cutIPv6(IPv6StringToNum(client_ip), 10, 0), the /48;
+// otherwise the IPv4 /24 as a.b.c.0. ip is client_ip as checkSession parsed it.
+func (c *strCol) addClientNet(clientIP string, ip [16]byte) {
+	switch {
+	case clientIP == "":
+	case strings.IndexByte(clientIP, ':') >= 0:
+		if !isV4Mapped(ip) { // cutIPv6 cuts IPv4-mapped addresses by its IPv4 count, 0 here
+			clear(ip[6:])
+		}
+		c.buf = netip.AddrFrom16(ip).AppendTo(c.buf)
+	default:
+		c.buf = strconv.AppendUint(c.buf, uint64(ip[12]), 10)
+		c.buf = append(c.buf, '.')
+		c.buf = strconv.AppendUint(c.buf, uint64(ip[13]), 10)
+		c.buf = append(c.buf, '.')
+		c.buf = strconv.AppendUint(c.buf, uint64(ip[14]), 10)
+		c.buf = append(c.buf, ".0"...)
+	}
+	c.end = append(c.end, len(c.buf))
 }
 
 func b2u(b bool) uint8 {
@@ -357,6 +427,7 @@ const (
 	ReasonConvert  = "convert"   // valid JSON whose values the columns cannot hold
 	ReasonTooLarge = "too_large" // a field over the size limit
 	ReasonUpstream = "upstream"  // read from the dead-letter topic (the enricher's own)
+	ReasonRejected = "rejected"  // the server refused the row with a non-retryable error
 )
 
 func (c *deadColumns) appendDead(d *DeadLetter) {

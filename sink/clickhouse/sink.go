@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -214,35 +215,110 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 }
 
-// writeLoop inserts batches in the order they were filled, then commits their offsets, so
-// a commit never passes a batch ClickHouse has not acknowledged.
+// writeLoop inserts up to MaxInFlight batches at once, each through its own Writer, so the
+// client building one batch's columns overlaps the server writing another's parts (one insert
+// at a time left one of the two sides idle). Offsets are still committed in the order the
+// batches were filled, each batch only once its own insert and every earlier one were
+// acknowledged; an insert that fails for good stops the loop before anything later commits
+// (rows of later batches already inserted are replayed and collapse).
 func (s *Sink) writeLoop(ctx, drainCtx context.Context, full <-chan *Batch, free chan<- *Batch) error {
-	for b := range full {
-		wctx := ctx
-		if ctx.Err() != nil {
-			wctx = drainCtx // shutting down: still finish what was fetched
-		}
-		err := s.writer.Write(wctx, b)
-		if err != nil && ctx.Err() != nil && wctx != drainCtx {
-			err = s.writer.Write(drainCtx, b) // cancelled mid-insert: finish it within the drain time
-		}
-		if err != nil {
-			return err
-		}
-		s.m.BatchRows.Observe(float64(b.Len()))
-		if ctx.Err() != nil {
-			wctx = drainCtx
-		}
-		if err := s.commit(wctx, b); err != nil {
-			// The rows are in ClickHouse: a failed commit (typically a rebalance that moved the
-			// partition) only means they will be replayed and collapse. Not worth stopping for.
-			s.m.CommitErrors.Inc()
-			s.log.Warn("offset commit failed; the batch's rows will be replayed and collapse", "err", err)
-		}
-		b.Reset()
-		free <- b
+	n := s.cfg.MaxInFlight
+	writers := make(chan *Writer, n)
+	writers <- s.writer
+	for i := 1; i < n; i++ {
+		writers <- s.writer.clone()
 	}
-	return nil
+	type pending struct {
+		b    *Batch
+		done chan error
+	}
+	order := make(chan pending, n)
+	failed := make(chan struct{})
+	var inserts sync.WaitGroup
+	defer inserts.Wait()
+	// After a failure the inserts still running are abandoned (their batches are not
+	// committed), so one retrying an unreachable server cannot keep the sink from stopping.
+	insCtx, abortIns := context.WithCancel(ctx)
+	defer abortIns()
+	insDrain, abortDrain := context.WithCancel(drainCtx)
+	defer abortDrain()
+	commitDone := make(chan error, 1)
+	go func() {
+		var err error
+		for p := range order {
+			if err != nil {
+				continue // stopped: later batches are neither committed nor reused
+			}
+			if err = <-p.done; err != nil {
+				close(failed)
+				abortIns()
+				abortDrain()
+				continue
+			}
+			s.m.BatchRows.Observe(float64(p.b.Len()))
+			wctx := ctx
+			if ctx.Err() != nil {
+				wctx = drainCtx
+			}
+			if cerr := s.commit(wctx, p.b); cerr != nil {
+				// The rows are in ClickHouse: a failed commit (typically a rebalance that moved
+				// the partition) only means they will be replayed and collapse. Not worth stopping for.
+				s.m.CommitErrors.Inc()
+				s.log.Warn("offset commit failed; the batch's rows will be replayed and collapse", "err", cerr)
+			}
+			p.b.Reset()
+			free <- p.b
+		}
+		commitDone <- err
+	}()
+	stop := func() error {
+		close(order)
+		return <-commitDone
+	}
+	for {
+		var b *Batch
+		select {
+		case next, ok := <-full:
+			if !ok {
+				return stop()
+			}
+			b = next
+		case <-failed:
+			return stop()
+		}
+		var w *Writer
+		select {
+		case <-failed: // checked first: a free writer must not win over a failure
+			return stop()
+		default:
+		}
+		select {
+		case w = <-writers:
+		case <-failed:
+			return stop()
+		}
+		p := pending{b: b, done: make(chan error, 1)}
+		order <- p // never blocks: at most MaxInFlight+1 batches exist, one is being filled
+		inserts.Add(1)
+		go func() {
+			defer inserts.Done()
+			p.done <- s.insertBatch(insCtx, insDrain, w, b)
+			writers <- w
+		}()
+	}
+}
+
+// insertBatch inserts b; once the sink is shutting down it finishes within the drain time.
+func (s *Sink) insertBatch(ctx, drainCtx context.Context, w *Writer, b *Batch) error {
+	wctx := ctx
+	if ctx.Err() != nil {
+		wctx = drainCtx // shutting down: still finish what was fetched
+	}
+	err := w.Write(wctx, b)
+	if err != nil && ctx.Err() != nil && wctx != drainCtx {
+		err = w.Write(drainCtx, b) // cancelled mid-insert: finish it within the drain time
+	}
+	return err
 }
 
 func (s *Sink) commit(ctx context.Context, b *Batch) error {

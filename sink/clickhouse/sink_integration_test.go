@@ -48,6 +48,14 @@ func newStream(t testing.TB, ctx context.Context, brokers []string) stream {
 			t.Fatalf("create topic %q: %v", tp, err)
 		}
 	}
+	// The benchmark's topics hold hundreds of MB on the shared broker: drop them afterwards.
+	t.Cleanup(func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := client.DeleteTopics(dctx, &kafka.DeleteTopicsRequest{Topics: []string{st.sessions, st.events, st.dead}}); err != nil {
+			t.Logf("delete topics of %s: %v", st.group, err)
+		}
+	})
 	// A group that joins before the new topics' metadata is visible gets no partitions and
 	// waits for a rebalance that never comes: wait until every partition has a leader.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {

@@ -125,12 +125,13 @@ INSERT INTO mx.sessions (session_id, host, product, start_time, end_time, client
 SELECT 'a', 'h1', 'spamdyke', toStartOfDay(now()), toStartOfDay(now()), toIPv6('192.0.2.7'), 'x@Example.ORG', 'ALLOWED', 1;
 SELECT count() AS n, any(sender_domain) AS dom, IPv6NumToString(any(client_net)) AS net FROM mx.sessions FINAL;
 SELECT uniqExactMerge(sessions) AS u FROM mx.sessions_per_minute;
+SELECT groupArray(default_kind) AS kinds FROM (SELECT default_kind FROM system.columns WHERE database = 'mx' AND table = 'sessions' AND name IN ('sender_domain', 'client_net'));
 `
 	out, err := testenv.Chdb(t, sql)
 	if err != nil {
 		t.Fatalf("modern DDL failed on chdb: %v", err)
 	}
-	for _, want := range []string{"1\texample.org\t::ffff:192.0.2.0", "u\n1"} {
+	for _, want := range []string{"1\texample.org\t::ffff:192.0.2.0", "u\n1", "['DEFAULT','DEFAULT']"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("chdb output lacks %q:\n%s", want, out)
 		}

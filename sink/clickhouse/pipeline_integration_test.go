@@ -1,0 +1,167 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/mxtrail/mxtrail/internal/testenv"
+	"github.com/mxtrail/mxtrail/sink/schema"
+)
+
+// sliceFetcher hands out msgs in order, then waits for the context; it records every commit.
+type sliceFetcher struct {
+	msgs    []kafka.Message
+	next    int
+	mu      sync.Mutex
+	commits []int64 // committed offsets of partition 0, in commit order
+}
+
+func (f *sliceFetcher) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	if f.next < len(f.msgs) {
+		f.next++
+		return f.msgs[f.next-1], nil
+	}
+	<-ctx.Done()
+	return kafka.Message{}, ctx.Err()
+}
+
+func (f *sliceFetcher) CommitMessages(_ context.Context, msgs ...kafka.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range msgs {
+		if m.Partition != 0 {
+			return fmt.Errorf("commit of partition %d, only 0 was fetched", m.Partition)
+		}
+		f.commits = append(f.commits, m.Offset)
+	}
+	return nil
+}
+
+func (f *sliceFetcher) committed() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int64(nil), f.commits...)
+}
+
+// pipelineSink runs batches of 500 records with up to three inserts at once.
+func pipelineSink(t *testing.T, w *Writer, db string, f Fetcher, m *Metrics) *Sink {
+	t.Helper()
+	s, err := New(Config{Database: db, Topics: map[string]Kind{"s": KindSessions, "e": KindEvents},
+		BatchRows: 500, BatchBytes: 32 << 20, BatchAge: time.Minute, MaxInFlight: 3,
+		RetryInitial: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, MaxField: 256 << 10},
+		f, w, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// With several inserts in flight, offsets are still committed in the order the batches were
+// filled, and only up to what ClickHouse holds.
+func TestSinkCommitsInOrderWithInsertsInFlightIntegration(t *testing.T) {
+	addrs := testenv.ClickHouseAddrs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	db := fmt.Sprintf("mxtest_pipe_%d", time.Now().UnixNano())
+	conn := openTest(t, ctx, addrs, db)
+	sv, err := schema.DetectServer(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6000
+	ss := genSessions(51, n)
+	f := &sliceFetcher{}
+	for i := range ss {
+		f.msgs = append(f.msgs, kafka.Message{Topic: "s", Offset: int64(i), Value: ss[i].AppendJSON(nil)})
+	}
+	m := NewMetrics(nil)
+	s := pipelineSink(t, NewWriter(conn, db, schema.FeaturesFor(sv), m, 10*time.Millisecond, 50*time.Millisecond), db, f, m)
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	for {
+		c := f.committed()
+		if len(c) > 0 && c[len(c)-1] == n-1 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("sink stopped: %v", err)
+		case <-ctx.Done():
+			t.Fatalf("offset %d never committed; commits %v", n-1, c)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	c := f.committed()
+	if len(c) != n/500 {
+		t.Errorf("%d commits, want one per batch (%d): %v", len(c), n/500, c)
+	}
+	for i := range c {
+		if want := int64(500*(i+1) - 1); c[i] != want {
+			t.Fatalf("commit %d is offset %d, want %d (in order, one per batch): %v", i, c[i], want, c)
+		}
+	}
+	if got := count(t, ctx, conn, "SELECT uniqExact(session_id) FROM "+db+".sessions"); got != n {
+		t.Errorf("%d sessions in ClickHouse, want %d", got, n)
+	}
+}
+
+// An insert that fails for good (here the events table is gone) stops the sink with the error,
+// and neither its batch nor any later one is committed, although later batches were inserted
+// concurrently.
+func TestSinkStopsUncommittedWhenAnInsertFailsIntegration(t *testing.T) {
+	addrs := testenv.ClickHouseAddrs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	db := fmt.Sprintf("mxtest_pipefail_%d", time.Now().UnixNano())
+	conn := openTest(t, ctx, addrs, db)
+	sv, err := schema.DetectServer(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(ctx, "DROP TABLE "+db+".events"); err != nil {
+		t.Fatal(err)
+	}
+	ss := genSessions(53, 4000)
+	ev := genEvents(53, 1)[0]
+	f := &sliceFetcher{}
+	for i := range ss {
+		f.msgs = append(f.msgs, kafka.Message{Topic: "s", Offset: int64(len(f.msgs)), Value: ss[i].AppendJSON(nil)})
+		if i == 1200 { // in the third batch, offsets 1000..1499
+			f.msgs = append(f.msgs, kafka.Message{Topic: "e", Offset: int64(len(f.msgs)), Value: ev.AppendJSON(nil)})
+		}
+	}
+	m := NewMetrics(nil)
+	s := pipelineSink(t, NewWriter(conn, db, schema.FeaturesFor(sv), m, 10*time.Millisecond, 50*time.Millisecond), db, f, m)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		t.Fatal("the sink kept running after an insert failed for good")
+	}
+	if err == nil || !strings.Contains(err.Error(), "events") {
+		t.Fatalf("want the events insert's error, got %v", err)
+	}
+	c := f.committed()
+	for _, off := range c {
+		if off >= 1000 {
+			t.Fatalf("offset %d committed at or past the failed batch (1000..1500): %v", off, c)
+		}
+	}
+	if len(c) > 0 && c[len(c)-1] != 999 && c[len(c)-1] != 499 {
+		t.Errorf("commits %v do not end at a batch boundary before the failure", c)
+	}
+}
