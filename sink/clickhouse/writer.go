@@ -249,6 +249,8 @@ func sliceRows(v any, lo, hi int) (any, error) {
 		return v[lo:hi], nil
 	case []int64:
 		return v[lo:hi], nil
+	case []float64:
+		return v[lo:hi], nil
 	}
 	return nil, fmt.Errorf("no row slicing for column type %T", v)
 }
