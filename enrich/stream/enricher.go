@@ -190,7 +190,11 @@ func New(cfg Config) (*Enricher, error) {
 		RequiredAcks: kafka.RequireAll,
 		Async:        true,
 		BatchSize:    2000,
-		BatchBytes:   int64(cfg.MaxDeadLetterBytes) + 16<<20,
+		// A batch is one record batch on the broker, which refuses one larger than the topic's
+		// max.message.bytes: 1 MiB by default (Apache Kafka and the embedded broker alike;
+		// deploy/local raises it to 16 MiB for the shipper's tests, which hid this). The
+		// largest single output, a dead letter, is at most 900 KiB plus headers.
+		BatchBytes:   outputBatchBytes,
 		BatchTimeout: 20 * time.Millisecond,
 		MaxAttempts:  10,
 		Transport:    cfg.Transport,
@@ -198,6 +202,10 @@ func New(cfg Config) (*Enricher, error) {
 	}
 	return e, nil
 }
+
+// outputBatchBytes bounds one produce batch of the enricher's outputs: the brokers' default
+// max.message.bytes (1 MiB), so a default topic takes every batch.
+const outputBatchBytes = 1 << 20
 
 // Ready reports whether the enricher is in a consumer group generation.
 func (e *Enricher) Ready(context.Context) error {
