@@ -43,8 +43,8 @@ func loadDashboards(t *testing.T) []dash {
 }
 
 // Metrics the pipeline-health dashboard may query. The sink's come from its registered
-// collectors; the others are the names used on the ship and parse branches, not merged here
-// yet, plus what the enricher is expected to export (see the dashboards README).
+// collectors; the others are the shipper's (ingest/produce, ingest/tail) and the parser's
+// (enrich/parse) as they define them.
 var otherStageMetrics = map[string]bool{
 	"mxtrail_ship_read_lines_total": true, "mxtrail_ship_acked_lines_total": true,
 	"mxtrail_ship_lag_bytes": true, "mxtrail_ship_send_errors_total": true,
