@@ -106,6 +106,7 @@ func newEnricher(cfg config.Config, tr *kafka.Transport, log *slog.Logger, reg p
 		DrainTimeout:       sc.DrainTimeout,
 		MaxLine:            int(sc.MaxLine),
 		MaxDeadLetterBytes: int(sc.MaxDeadLetterBytes),
+		MaxUnackedBytes:    int64(sc.MaxUnackedBytes),
 		HeartbeatInterval:  sc.HeartbeatInterval,
 		SessionTimeout:     sc.SessionTimeout,
 		Clock:              clock,

@@ -55,6 +55,11 @@ type Config struct {
 	// "original_length" says how long it was), so a huge value cannot exceed the broker's
 	// message size limit.
 	MaxDeadLetterBytes int
+	// MaxUnackedBytes bounds the bytes (keys and values) of outputs handed to the producer
+	// and not yet acknowledged by Kafka, summed over the instance's partitions: over it, a
+	// partition waits before handling its next fetch. Without it a slow or unreachable broker
+	// would let outputs pile up in memory while the raw topic keeps flowing in.
+	MaxUnackedBytes int64
 	// HeartbeatInterval of the consumer group (MEASURED.md: ~200 ms spreads partitions).
 	HeartbeatInterval time.Duration
 	// SessionTimeout of the consumer group: how soon a dead instance's partitions move.
@@ -85,6 +90,7 @@ func Defaults() Config {
 		DrainTimeout:       30 * time.Second,
 		MaxLine:            64 << 10,
 		MaxDeadLetterBytes: 256 << 10,
+		MaxUnackedBytes:    64 << 20,
 		HeartbeatInterval:  200 * time.Millisecond,
 		SessionTimeout:     6 * time.Second,
 	}
@@ -114,6 +120,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s %s must be positive", name, d))
 		}
+	}
+	if c.MaxUnackedBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max unacknowledged output bytes %d must be positive", c.MaxUnackedBytes))
 	}
 	if c.MaxLine <= 0 || c.MaxDeadLetterBytes <= 0 {
 		errs = append(errs, fmt.Errorf("max line %d and max dead-letter bytes %d must be positive", c.MaxLine, c.MaxDeadLetterBytes))
@@ -149,6 +158,8 @@ type Enricher struct {
 	am     *alert.Metrics
 	failed atomic.Pointer[error] // a write Kafka refused after retries: stop, never commit it
 	open   atomic.Int64          // open sessions over all partitions (the MaxOpen cap)
+
+	unackedBytes atomic.Int64 // output bytes handed to the producer, not yet answered
 
 	mu    sync.Mutex
 	parts map[int]*partition // live partitions, for Ready and tests
@@ -232,6 +243,7 @@ type ack struct {
 }
 
 func (e *Enricher) completion(msgs []kafka.Message, err error) {
+	e.unacked(msgs)
 	if err != nil {
 		e.m.writeErrors.Inc()
 		err = fmt.Errorf("produce %d messages to %q: %w", len(msgs), msgs[0].Topic, err)
@@ -244,6 +256,17 @@ func (e *Enricher) completion(msgs []kafka.Message, err error) {
 			a.p.acked(a.offset)
 		}
 	}
+}
+
+// unacked takes msgs, answered by Kafka (acknowledged or failed for good), off the count
+// MaxUnackedBytes bounds.
+func (e *Enricher) unacked(msgs []kafka.Message) {
+	n := int64(0)
+	for i := range msgs {
+		n += int64(len(msgs[i].Key) + len(msgs[i].Value))
+	}
+	e.unackedBytes.Add(-n)
+	e.m.unacked.Sub(float64(n))
 }
 
 // Run consumes until ctx is cancelled, then drains: every partition stops reading, waits for

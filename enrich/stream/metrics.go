@@ -44,6 +44,8 @@ type Metrics struct {
 	writeErrors prometheus.Counter
 	revoked     prometheus.Counter
 	skipped     prometheus.Counter
+	unacked     prometheus.Gauge
+	waits       prometheus.Counter
 	straddles   prometheus.Counter
 	latency     prometheus.Histogram
 }
@@ -83,6 +85,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		revoked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mxtrail_enrich_partitions_revoked_total", Help: "Partitions whose state was dropped on a rebalance.",
 		}),
+		unacked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mxtrail_enrich_unacked_output_bytes", Help: "Output bytes handed to Kafka and not yet acknowledged (bounded by enrich.stream.max_unacked_bytes).",
+		}),
+		waits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mxtrail_enrich_backpressure_waits_total", Help: "Fetches held back because unacknowledged outputs were over enrich.stream.max_unacked_bytes.",
+		}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mxtrail_enrich_records_skipped_total", Help: "Raw records deleted by retention before this enricher read them (offset out of range).",
 		}),
@@ -103,7 +111,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.deadLetters[r] = dl.WithLabelValues(r)
 	}
 	reg.MustRegister(m.linesIn, m.sessionsOut, m.eventsOut, dl, m.open, m.openBytes, m.evicted, m.lag,
-		m.commits, m.writeErrors, m.revoked, m.skipped, m.straddles, m.latency)
+		m.commits, m.writeErrors, m.revoked, m.skipped, m.straddles, m.latency, m.unacked, m.waits)
 	// severities are a fixed set: create them so dashboards see zeros
 	for s := event.Severity(1); s <= 8; s++ {
 		m.eventsOut.WithLabelValues(s.String())

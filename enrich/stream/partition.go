@@ -175,6 +175,7 @@ func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generatio
 			log.Info("partition drained", "committed", p.committed)
 			return
 		case c := <-chunks:
+			p.backpressure(stop, gctx)
 			// Revocation is checked before a fetch and every 1,024 records in it: once it
 			// is seen nothing more may be handled (select picks among ready cases at
 			// random, and records after a gap would build wrong sessions).
@@ -213,6 +214,22 @@ func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generatio
 			}
 		}
 	}
+}
+
+// backpressure waits while the instance's unacknowledged outputs are over MaxUnackedBytes
+// (Kafka slow or unreachable), so memory stays bounded instead of the outputs piling up; it
+// gives up the wait on shutdown, revocation or a failed write (the loop handles those).
+func (p *partition) backpressure(stop, gctx context.Context) {
+	e := p.e
+	if e.unackedBytes.Load() <= e.cfg.MaxUnackedBytes {
+		return
+	}
+	e.m.waits.Inc()
+	p.wm.Busy(e.cfg.Clock()) // waiting on Kafka is not silence on the partition
+	for e.unackedBytes.Load() > e.cfg.MaxUnackedBytes && stop.Err() == nil && gctx.Err() == nil && e.failure() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.wm.Busy(e.cfg.Clock())
 }
 
 // chunk is one fetch's records on their way from the fetch goroutine to the partition's.
@@ -580,6 +597,12 @@ func (p *partition) write() {
 	if len(p.out) == 0 {
 		return
 	}
+	n := int64(0)
+	for i := range p.out {
+		n += int64(len(p.out[i].Key) + len(p.out[i].Value))
+	}
+	p.e.unackedBytes.Add(n)
+	p.e.m.unacked.Add(float64(n))
 	if err := p.e.w.WriteMessages(context.Background(), p.out...); err != nil {
 		err = errors.Join(errors.New("queue outputs"), err)
 		p.e.failed.CompareAndSwap(nil, &err)

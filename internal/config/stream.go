@@ -19,6 +19,9 @@ type Stream struct {
 	MaxLine ByteSize `yaml:"max_line"`
 	// MaxDeadLetterBytes clips the raw value kept in a dead letter.
 	MaxDeadLetterBytes ByteSize `yaml:"max_deadletter_bytes"`
+	// MaxUnackedBytes bounds the output bytes handed to Kafka and not yet acknowledged,
+	// summed over the instance; over it, partitions wait before their next fetch.
+	MaxUnackedBytes ByteSize `yaml:"max_unacked_bytes"`
 	// HeartbeatInterval and SessionTimeout of the consumer group.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	SessionTimeout    time.Duration `yaml:"session_timeout"`
@@ -31,7 +34,7 @@ type Stream struct {
 func defaultStream() Stream {
 	return Stream{GroupID: "mxtrail-enrich", Lateness: time.Minute, IdleAdvance: 30 * time.Second,
 		CommitInterval: time.Second, DrainTimeout: 30 * time.Second, MaxLine: 64 << 10,
-		MaxDeadLetterBytes: 256 << 10, HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second, IdleClockSpeed: 1}
+		MaxDeadLetterBytes: 256 << 10, MaxUnackedBytes: 64 << 20, HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second, IdleClockSpeed: 1}
 }
 
 func (s *Stream) validate(ps *Problems, p string) {
@@ -57,6 +60,9 @@ func (s *Stream) validate(ps *Problems, p string) {
 	}
 	if s.MaxLine <= 0 {
 		ps.add(join(p, "max_line"), "%v must be positive", s.MaxLine)
+	}
+	if s.MaxUnackedBytes < 1<<20 {
+		ps.add(join(p, "max_unacked_bytes"), "%v must be at least 1MiB", s.MaxUnackedBytes)
 	}
 	if s.MaxDeadLetterBytes <= 0 || s.MaxDeadLetterBytes > 900<<10 {
 		ps.add(join(p, "max_deadletter_bytes"), "%v must be positive and at most 900KiB (the broker's default message limit is 1MiB)", s.MaxDeadLetterBytes)

@@ -21,7 +21,7 @@ func TestStreamValidate(t *testing.T) {
 			got = append(got, p.Path)
 		}
 	}
-	want := "enrich.stream.group_id enrich.stream.lateness enrich.stream.idle_advance enrich.stream.commit_interval enrich.stream.drain_timeout enrich.stream.heartbeat_interval enrich.stream.idle_clock_speed enrich.stream.max_line enrich.stream.max_deadletter_bytes"
+	want := "enrich.stream.group_id enrich.stream.lateness enrich.stream.idle_advance enrich.stream.commit_interval enrich.stream.drain_timeout enrich.stream.heartbeat_interval enrich.stream.idle_clock_speed enrich.stream.max_line enrich.stream.max_unacked_bytes enrich.stream.max_deadletter_bytes"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("got %v\nwant %s", got, want)
 	}
