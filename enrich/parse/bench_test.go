@@ -58,20 +58,6 @@ func corpusBytes(lines [][]byte) int64 {
 	return n
 }
 
-// telegrafPatterns is the baseline: one default-pattern grok expression per dialect,
-// unanchored, tried in sequence until one matches (what Telegraf's grok parser does).
-var telegrafPatterns = []string{
-	`%{SYSLOGTIMESTAMP:ts} %{SYSLOGHOST:host} %{PROG:prog}(?:\[%{POSINT:pid}\])?: %{WORD:code} from: %{NOTSPACE:sender} to: %{NOTSPACE:rcpt} origin_ip: %{IP:ip} origin_rdns: %{NOTSPACE:rdns} auth: %{NOTSPACE:auth} encryption: %{NOTSPACE:enc} reason: %{NOTSPACE:reason}`,
-	`%{SYSLOGTIMESTAMP:ts} %{SYSLOGHOST:host} smtpf\[%{POSINT:pid}\]: %{NOTSPACE:sid} %{GREEDYDATA:msg}`,
-	`%{SYSLOGTIMESTAMP:ts} %{SYSLOGHOST:host} %{PROG:prog}(?:\[%{POSINT:pid}\])?: %{NUMBER:qts} %{GREEDYDATA:msg}`,
-	`%{TIMESTAMP_ISO8601:ts}, %{WORD:kind}, %{GREEDYDATA:rest}`,
-	`%{TIMESTAMP_ISO8601:ts} %{LOGLEVEL:sev} %{NOTSPACE:facility} %{WORD:name} %{INT:id} %{NOTSPACE:proc}: %{GREEDYDATA:msg}`,
-	`%{DATESTAMP:ts}\t%{NOTSPACE:dir}\t%{DATA:msgid}\t%{INT:sock}\t%{IP:ip}\t%{WORD:cmd}\t%{DATA:arg}\t%{DATA:reply}\t%{GREEDYDATA:rest}`,
-	`%{DATESTAMP:ts} %{DATA:prefix}%{NOTSPACE:code}: %{GREEDYDATA:msg}`,
-	`%{NOTSPACE:date} %{NOTSPACE:time} %{NOTSPACE:proc}\(%{BASE16NUM:conn}\) %{GREEDYDATA:msg}`,
-	`%{SYSLOGTIMESTAMP:ts} %{SYSLOGHOST:host} %{PROG:prog}(?:\[%{POSINT:pid}\])?: %{GREEDYDATA:msg}`,
-}
-
 func reportLines(b *testing.B, start time.Time, perOp int) {
 	el := time.Since(start).Seconds()
 	if el > 0 {
@@ -116,7 +102,7 @@ func BenchmarkParse(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, pat := range telegrafPatterns { // compile before timing
+		for _, pat := range TelegrafPatterns { // compile before timing
 			if _, err := g.Parse(pat, ""); err != nil {
 				b.Fatal(err)
 			}
@@ -127,7 +113,7 @@ func BenchmarkParse(b *testing.B) {
 		start := time.Now()
 		for i := 0; i < b.N; i++ {
 			l := string(lines[i%len(lines)])
-			for _, pat := range telegrafPatterns {
+			for _, pat := range TelegrafPatterns {
 				if m, _ := g.Parse(pat, l); len(m) > 0 {
 					break
 				}
@@ -172,7 +158,7 @@ func BenchmarkParseRatio(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, pat := range telegrafPatterns {
+	for _, pat := range TelegrafPatterns {
 		if _, err := g.Parse(pat, ""); err != nil {
 			b.Fatal(err)
 		}
@@ -191,7 +177,7 @@ func BenchmarkParseRatio(b *testing.B) {
 		t1 := time.Now()
 		for _, l := range lines {
 			s := string(l)
-			for _, pat := range telegrafPatterns {
+			for _, pat := range TelegrafPatterns {
 				if m, _ := g.Parse(pat, s); len(m) > 0 {
 					break
 				}

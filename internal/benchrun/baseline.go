@@ -23,22 +23,6 @@ import (
 	"github.com/mxtrail/mxtrail/sink/schema"
 )
 
-// telegrafPatterns is the parser baseline: one default-pattern grok expression per dialect,
-// unanchored, tried in sequence until one matches (what Telegraf's grok parser does). It is
-// the list of enrich/parse's BenchmarkParse (a _test.go file, so it cannot be imported);
-// TestTelegrafPatternsInStep fails when the two drift apart.
-var telegrafPatterns = []string{
-	`%{SYSLOGTIMESTAMP:ts} %{SYSLOGHOST:host} %{PROG:prog}(?:\[%{POSINT:pid}\])?: %{WORD:code} from: %{NOTSPACE:sender} to: %{NOTSPACE:rcpt} origin_ip: %{IP:ip} origin_rdns: %{NOTSPACE:rdns} auth: %{NOTSPACE:auth} encryption: %{NOTSPACE:enc} reason: %{NOTSPACE:reason}`,
-	`%{SYSLOGTIMESTAMP:ts} %{SYSLOGHOST:host} smtpf\[%{POSINT:pid}\]: %{NOTSPACE:sid} %{GREEDYDATA:msg}`,
-	`%{SYSLOGTIMESTAMP:ts} %{SYSLOGHOST:host} %{PROG:prog}(?:\[%{POSINT:pid}\])?: %{NUMBER:qts} %{GREEDYDATA:msg}`,
-	`%{TIMESTAMP_ISO8601:ts}, %{WORD:kind}, %{GREEDYDATA:rest}`,
-	`%{TIMESTAMP_ISO8601:ts} %{LOGLEVEL:sev} %{NOTSPACE:facility} %{WORD:name} %{INT:id} %{NOTSPACE:proc}: %{GREEDYDATA:msg}`,
-	`%{DATESTAMP:ts}\t%{NOTSPACE:dir}\t%{DATA:msgid}\t%{INT:sock}\t%{IP:ip}\t%{WORD:cmd}\t%{DATA:arg}\t%{DATA:reply}\t%{GREEDYDATA:rest}`,
-	`%{DATESTAMP:ts} %{DATA:prefix}%{NOTSPACE:code}: %{GREEDYDATA:msg}`,
-	`%{NOTSPACE:date} %{NOTSPACE:time} %{NOTSPACE:proc}\(%{BASE16NUM:conn}\) %{GREEDYDATA:msg}`,
-	`%{SYSLOGTIMESTAMP:ts} %{SYSLOGHOST:host} %{PROG:prog}(?:\[%{POSINT:pid}\])?: %{GREEDYDATA:msg}`,
-}
-
 // sampleLine is one generated line with what the shipper would tell the enricher about it.
 type sampleLine struct {
 	line []byte
@@ -107,7 +91,7 @@ func grokBaseline(lines []sampleLine, year int) (GrokBaseline, error) {
 	if err != nil {
 		return GrokBaseline{}, fmt.Errorf("grok baseline: %w", err)
 	}
-	for _, pat := range telegrafPatterns { // compile before timing
+	for _, pat := range parse.TelegrafPatterns { // compile before timing
 		if _, err := g.Parse(pat, ""); err != nil {
 			return GrokBaseline{}, fmt.Errorf("compile grok pattern %q: %w", pat, err)
 		}
@@ -116,7 +100,7 @@ func grokBaseline(lines []sampleLine, year int) (GrokBaseline, error) {
 	c0 := threadCPU()
 	for i := range lines {
 		s := string(lines[i].line)
-		for _, pat := range telegrafPatterns {
+		for _, pat := range parse.TelegrafPatterns {
 			if m, _ := g.Parse(pat, s); len(m) > 0 {
 				res.Matched++
 				break

@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -52,27 +51,6 @@ func TestHostPartitions(t *testing.T) {
 	}
 	if got := hostPartitions(many, 12, 40); got != 12 && len(sharedPartitions(many, got)) != 0 {
 		t.Errorf("40 hosts over at most 40 partitions: got %d with shares %q", got, sharedPartitions(many, got))
-	}
-}
-
-// The grok baseline is the list enrich/parse's BenchmarkParse times (a _test.go file, which
-// cannot be imported): the two must not drift apart.
-func TestTelegrafPatternsInStep(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "enrich", "parse", "bench_test.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := bytes.Index(b, []byte("var telegrafPatterns = []string{"))
-	if i < 0 {
-		t.Fatal("enrich/parse/bench_test.go has no telegrafPatterns list any more: update baseline.go")
-	}
-	j := bytes.Index(b[i:], []byte("\n}\n"))
-	var theirs []string
-	for _, m := range regexp.MustCompile("`([^`]*)`").FindAllSubmatch(b[i:i+j], -1) {
-		theirs = append(theirs, string(m[1]))
-	}
-	if !slices.Equal(theirs, telegrafPatterns) {
-		t.Errorf("baseline patterns differ from enrich/parse's:\nparse: %q\nbench: %q", theirs, telegrafPatterns)
 	}
 }
 
