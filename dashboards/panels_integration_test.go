@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
@@ -183,13 +182,11 @@ func TestDashboardPanelsIntegration(t *testing.T) {
 	t.Logf("%d panel and variable queries, fleet of %d sessions (%d replayed), %d events", len(stmts), f.Truth.Sessions, f.Truth.ReplayedRecords, len(f.Events))
 
 	t.Run("clickhouse-18.16", func(t *testing.T) {
-		db := fmt.Sprintf("mxtrail_dash_%d", rand.Uint32())
 		admin, err := chsink.Open(ctx, chsink.ConnConfig{Addrs: addrs, DialTimeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer admin.Close()
-		t.Cleanup(func() { _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+		db := testenv.ScratchDatabase(t, admin, "mxtrail_dash")
 		if err := testfleet.Load(ctx, admin, db, f); err != nil {
 			t.Fatal(err)
 		}

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -85,7 +83,7 @@ var catalogueAlertLines = []alertLine{
 // watermark passes its window; the metrics count the same lines; the commit reaches the end.
 func TestAlertsEndToEndIntegration(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	addrs := testenv.ClickHouseAddrs(t)
+	conn, db := scratchDatabase(t, "mxtrail_alerts")
 	ctx := context.Background()
 	f := newStreamFleet(t, 300)
 	const parts = 3
@@ -124,13 +122,6 @@ func TestAlertsEndToEndIntegration(t *testing.T) {
 		t.Fatalf("placed %d of %d catalogue lines", next, len(catalogueAlertLines))
 	}
 
-	db := fmt.Sprintf("mxtrail_alerts_%d", rand.Uint32())
-	conn, err := chsink.Open(ctx, chsink.ConnConfig{Addrs: addrs, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
 	res, err := schema.Migrate(ctx, conn, schema.Options{Database: db})
 	if err != nil {
 		t.Fatal(err)

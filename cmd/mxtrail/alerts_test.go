@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mxtrail/mxtrail/internal/testenv"
-	chsink "github.com/mxtrail/mxtrail/sink/clickhouse"
 	"github.com/mxtrail/mxtrail/sink/schema"
 )
 
@@ -43,13 +41,7 @@ type alertVersion struct {
 func TestAlertsCommandIntegration(t *testing.T) {
 	addrs := testenv.ClickHouseAddrs(t)
 	ctx := context.Background()
-	db := fmt.Sprintf("mxtrail_alerts_%d", rand.Uint32())
-	conn, err := chsink.Open(ctx, chsink.ConnConfig{Addrs: addrs, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+	conn, db := scratchDatabase(t, "mxtrail_alerts")
 	if _, err := schema.Migrate(ctx, conn, schema.Options{Database: db}); err != nil {
 		t.Fatal(err)
 	}

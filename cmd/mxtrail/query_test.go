@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -49,13 +48,7 @@ func TestQueryUsageAndErrors(t *testing.T) {
 func TestQueryCommandIntegration(t *testing.T) {
 	addrs := testenv.ClickHouseAddrs(t)
 	ctx := context.Background()
-	db := fmt.Sprintf("mxtrail_qcmd_%d", rand.Uint32())
-	conn, err := chsink.Open(ctx, chsink.ConnConfig{Addrs: addrs, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+	conn, db := scratchDatabase(t, "mxtrail_qcmd")
 	res, err := schema.Migrate(ctx, conn, schema.Options{Database: db})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -24,7 +23,6 @@ import (
 
 	"github.com/mxtrail/mxtrail/enrich/gen"
 	"github.com/mxtrail/mxtrail/internal/testenv"
-	chsink "github.com/mxtrail/mxtrail/sink/clickhouse"
 )
 
 // runEnv points `mxtrail run` at a throw-away database on the local ClickHouse and at the
@@ -33,16 +31,7 @@ import (
 func runEnv(t *testing.T) (driver.Conn, string) {
 	t.Helper()
 	addrs := testenv.ClickHouseAddrs(t)
-	ctx := context.Background()
-	db := fmt.Sprintf("mxtrail_run_%d", rand.Uint32())
-	conn, err := chsink.Open(ctx, chsink.ConnConfig{Addrs: addrs, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
-		conn.Close()
-	})
+	conn, db := scratchDatabase(t, "mxtrail_run")
 	t.Setenv("MXTRAIL_KAFKA_BROKERS", "")
 	t.Setenv("MXTRAIL_CLICKHOUSE_ADDR", strings.Join(addrs, ","))
 	t.Setenv("MXTRAIL_CLICKHOUSE_DATABASE", db)

@@ -3,7 +3,6 @@ package query_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -127,13 +126,11 @@ func TestSavedQueriesIntegration(t *testing.T) {
 	}
 
 	t.Run("clickhouse-18.16", func(t *testing.T) {
-		db := fmt.Sprintf("mxtrail_dashq_%d", rand.Uint32())
 		admin, err := chsink.Open(ctx, chsink.ConnConfig{Addrs: addrs, DialTimeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer admin.Close()
-		t.Cleanup(func() { _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+		db := testenv.ScratchDatabase(t, admin, "mxtrail_dashq")
 		if err := testfleet.Load(ctx, admin, db, f); err != nil {
 			t.Fatal(err)
 		}

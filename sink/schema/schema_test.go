@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"testing"
@@ -150,9 +149,7 @@ func TestMigrateIntegration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	db := fmt.Sprintf("mxtest_migrate_%d", rand.Uint32())
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+	db := testenv.ScratchDatabase(t, conn, "mxtest_migrate")
 	o := Options{Database: db, Retention: testRetention}
 
 	if _, err := Check(ctx, conn, db); !errors.Is(err, ErrSchemaOlder) {
@@ -265,9 +262,7 @@ func TestMigrateUpgradesAlertsIntegration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	db := fmt.Sprintf("mxtest_upgrade_%d", rand.Uint32())
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+	db := testenv.ScratchDatabase(t, conn, "mxtest_upgrade")
 	sv, err := DetectServer(conn)
 	if err != nil {
 		t.Fatal(err)
