@@ -72,7 +72,7 @@ up() {
   echo $! >"$PIDFILE"
   local i
   for i in $(seq 1 120); do
-    if ! pid_alive "$PIDFILE" "$CONF"; then
+    if ! pid_running "$PIDFILE"; then
       tail -20 "$DIR/logs/stdout.log" "$DIR/logs/clickhouse-server.err.log" 2>/dev/null >&2 || true
       die "clickhouse-server exited during start-up: see $DIR/logs/"
     fi

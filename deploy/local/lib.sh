@@ -36,6 +36,18 @@ apt_install() {
 
 # pid_alive PIDFILE PATTERN: true when the pid in PIDFILE runs and its command line contains
 # PATTERN (so a recycled pid is never mistaken for our server).
+# pid_running PIDFILE: true while the pid in PIDFILE exists. For the start-up wait: the pid is
+# the background subshell, whose command line is still bash's until it has exec'd the server,
+# so pid_alive's pattern may not match yet (under load that read as "exited during start-up").
+# A server that died is a zombie until this shell exits (nobody waits for it): not running.
+pid_running() {
+  local pid state
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 pid_alive() {
   local pidfile=$1 pattern=$2 pid
   [ -f "$pidfile" ] || return 1
