@@ -178,7 +178,11 @@ func runEnrichChild(b *testing.B, bin string, brokers []string, st streamTopics,
 	if err := os.WriteFile(cfg, y, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(bin, "enrich", "--config", cfg)
+	args := []string{"enrich", "--config", cfg}
+	if p := os.Getenv("MXTRAIL_ENRICH_BENCH_CPUPROFILE"); p != "" && env == "" {
+		args = append(args, "--cpuprofile", p) // the enricher's own run, not the GOGC=100 baseline
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "GOGC=") // the brokers come from the environment or the file
 	if env != "" {
 		cmd.Env = append(cmd.Env, env)

@@ -16,7 +16,7 @@ import (
 
 // topic creates a one-partition topic holding n records (key k<i>, value v<i>, a header) and
 // returns its name.
-func topic(t *testing.T, brokers []string, n int) string {
+func topic(t testing.TB, brokers []string, n int) string {
 	t.Helper()
 	name := fmt.Sprintf("kafkafetch-%d", rand.Uint32())
 	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
