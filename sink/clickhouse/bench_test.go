@@ -389,6 +389,7 @@ func BenchmarkInsertIntegration(b *testing.B) {
 	if err := w.Write(ctx, batch); err != nil {
 		b.Fatal(err)
 	}
+	srv := newServerCPU(b, addrs)
 	b.Run("writer", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
@@ -396,6 +397,7 @@ func BenchmarkInsertIntegration(b *testing.B) {
 			openTest(b, ctx, addrs, db)
 			w := NewWriter(conn, db, f, NewMetrics(nil), 100*time.Millisecond, time.Second)
 			batch.done = [len(batch.done)]bool{}
+			srv0 := srv.read(b, ctx, conn)
 			cpu0, t0 := cpuTime(), time.Now()
 			b.StartTimer()
 			if err := w.Write(ctx, batch); err != nil {
@@ -403,6 +405,7 @@ func BenchmarkInsertIntegration(b *testing.B) {
 			}
 			b.StopTimer()
 			el, cpu := time.Since(t0), cpuTime()-cpu0
+			srv.report(b, ctx, conn, srv0, n)
 			b.ReportMetric(float64(el.Microseconds())/n, "wall-µs/row")
 			b.ReportMetric(float64(cpu.Microseconds())/n, "client-cpu-µs/row")
 		}
@@ -413,11 +416,41 @@ func BenchmarkInsertIntegration(b *testing.B) {
 		if !view {
 			name += "_without_rollup_view"
 		}
-		b.Run(name, func(b *testing.B) { benchInsertSelect(b, ctx, conn, addrs, src, view) })
+		b.Run(name, func(b *testing.B) { benchInsertSelect(b, ctx, conn, addrs, src, view, srv) })
 	}
+	// The same rows sent by clickhouse-client as one Native block: the server's cost when the
+	// client is not clickhouse-go.
+	b.Run("baseline_clickhouse_client_native", func(b *testing.B) {
+		client, err := exec.LookPath("clickhouse-client")
+		if err != nil {
+			b.Skip("clickhouse-client not installed")
+		}
+		host, port := splitHostPort(addrs[0])
+		native, err := exec.CommandContext(ctx, client, "--host", host, "--port", port, "--max_block_size", "100000", "--query",
+			"SELECT "+joinCols()+" FROM "+src+".sessions FORMAT Native").Output()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			db := "mxtest_ins_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			openTest(b, ctx, addrs, db)
+			cmd := exec.CommandContext(ctx, client, "--host", host, "--port", port, "--query", "INSERT INTO "+db+".sessions ("+joinCols()+") FORMAT Native")
+			cmd.Stdin = bytes.NewReader(native)
+			srv0 := srv.read(b, ctx, conn)
+			t0 := time.Now()
+			b.StartTimer()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("%v: %s", err, out)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(time.Since(t0).Microseconds())/n, "wall-µs/row")
+			srv.report(b, ctx, conn, srv0, n)
+		}
+	})
 }
 
-func benchInsertSelect(b *testing.B, ctx context.Context, conn driver.Conn, addrs []string, src string, view bool) {
+func benchInsertSelect(b *testing.B, ctx context.Context, conn driver.Conn, addrs []string, src string, view bool, srv *serverCPU) {
 	const n = 100_000
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -429,6 +462,7 @@ func benchInsertSelect(b *testing.B, ctx context.Context, conn driver.Conn, addr
 			}
 		}
 		cols := joinCols()
+		srv0 := srv.read(b, ctx, conn)
 		t0 := time.Now()
 		b.StartTimer()
 		if err := conn.Exec(ctx, "INSERT INTO "+db+".sessions ("+cols+") SELECT "+cols+" FROM "+src+".sessions"); err != nil {
@@ -436,6 +470,7 @@ func benchInsertSelect(b *testing.B, ctx context.Context, conn driver.Conn, addr
 		}
 		b.StopTimer()
 		b.ReportMetric(float64(time.Since(t0).Microseconds())/n, "wall-µs/row")
+		srv.report(b, ctx, conn, srv0, n)
 	}
 }
 
