@@ -13,7 +13,7 @@ import (
 // benchCorpus is a realistic mix of every dialect: the real public lines, rendered
 // catalogue lines (smtpf summary lines dominate real smtpf logs, so they are repeated),
 // synthetic Isode lines, qmail syslog lines and IMail antispam lines.
-func benchCorpus(b *testing.B) [][]byte {
+func benchCorpus(b testing.TB) [][]byte {
 	b.Helper()
 	var lines []string
 	for _, f := range []string{"spamdyke.log", "smtpf.log", "icdsoft_smtp.log", "icdsoft_delivery.log", "mailenable.log", "imail.log"} {

@@ -46,10 +46,16 @@ func (p *Parser) Parse(ev *event.Event, line []byte, src *event.Source) {
 		tsOff = qmailTimestamp(msg, &h)
 		msg = msg[tsOff:]
 	}
-	for _, cp := range p.dialects[d].pats {
+	dp := &p.dialects[d]
+	var groups [maxGroups]groupState
+	for _, cp := range dp.pats {
 		caps := capsArr[:len(cp.roles)]
 		if cp.slow {
 			if !p.slowMatch(cp, msg, caps) {
+				continue
+			}
+		} else if cp.group >= 0 && !p.noPrefix {
+			if !dp.matchGrouped(&groups, cp, msg, caps) {
 				continue
 			}
 		} else if !cp.match(msg, caps) {

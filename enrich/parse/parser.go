@@ -62,10 +62,14 @@ type compiled struct {
 	*Pattern
 	roles  []role
 	fields []event.Field
+	// group is the prefix group (dialectPatterns.groups) whose run is this pattern's first
+	// prefixLen tokens, or -1 (see prefix.go).
+	group, prefixLen int
 }
 
 type dialectPatterns struct {
-	pats []*compiled
+	pats   []*compiled
+	groups []prefixGroup
 }
 
 // Parser parses lines of every dialect. Safe for concurrent use after New.
@@ -73,6 +77,8 @@ type Parser struct {
 	opts     Options
 	dialects [event.NumDialects]dialectPatterns
 	comp     *compiler
+
+	noPrefix bool // tests: try every pattern from its first token (the reference)
 
 	smtpfByNum    map[int]*smtpfEntry
 	isodeByName   map[string]*isodeEvent
@@ -151,6 +157,7 @@ func New(opts Options) (*Parser, error) {
 		if len(p.dialects[d].pats) == 0 {
 			return nil, fmt.Errorf("new parser: no top-level pattern %s* for dialect %s", pre, d)
 		}
+		p.dialects[d].groupPatterns()
 	}
 	p.smtpfByNum = map[int]*smtpfEntry{}
 	for i := range smtpfCatalogue {
