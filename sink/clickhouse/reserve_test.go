@@ -47,7 +47,7 @@ func encodeColumn(c column.Interface) []byte {
 // for a smaller and an empty batch, and sliced rows (the isolate path) stay intact.
 func TestReserveKeepsValues(t *testing.T) {
 	names, types, values := reserveColumns(t, 3000)
-	w := &Writer{boxed: map[string]any{}}
+	w := &Writer{canon: map[string]*string{}}
 	for i, v := range values {
 		for _, rows := range [][2]int{{0, 3000}, {100, 101}, {5, 5}, {1500, 3000}} {
 			part, err := sliceRows(v, rows[0], rows[1])
@@ -95,7 +95,7 @@ func BenchmarkAppendColumns(b *testing.B) {
 			name = "baseline_plain_append"
 		}
 		b.Run(name, func(b *testing.B) {
-			w := &Writer{boxed: map[string]any{}}
+			w := &Writer{canon: map[string]*string{}}
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				for j, v := range values {

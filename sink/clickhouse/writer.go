@@ -31,22 +31,23 @@ type Writer struct {
 	retryInitial time.Duration
 	retryMax     time.Duration
 	sleep        func(context.Context, time.Duration) error
-	boxed        map[string]any // see box; used only by the goroutine that calls Write
-	zeros        []byte         // see reserve; never written
-	fill         []string       // see reserve; empty strings but the first during a call
-	isolateMax   int            // maxIsolateInserts; tests lower it
+	canon        map[string]*string // see canonical; used only by the goroutine that calls Write
+	ptrs         []*string          // scratch for one array row, see appendColumn
+	zeros        []byte             // see reserve; never written
+	fill         []string           // see reserve; empty strings but the first during a call
+	isolateMax   int                // maxIsolateInserts; tests lower it
 }
 
 // NewWriter returns a writer into database db on conn.
 func NewWriter(conn driver.Conn, db string, f schema.Features, m *Metrics, retryInitial, retryMax time.Duration) *Writer {
 	return &Writer{conn: conn, db: db, f: f, m: m, retryInitial: retryInitial, retryMax: retryMax, sleep: sleepCtx,
-		boxed: map[string]any{}, isolateMax: maxIsolateInserts}
+		canon: map[string]*string{}, isolateMax: maxIsolateInserts}
 }
 
 // clone returns a writer like w with its own scratch state, for a concurrent insert.
 func (w *Writer) clone() *Writer {
 	c := *w
-	c.boxed, c.zeros, c.fill = map[string]any{}, nil, nil
+	c.canon, c.ptrs, c.zeros, c.fill = map[string]*string{}, nil, nil, nil
 	return &c
 }
 
@@ -260,26 +261,46 @@ func sliceRows(v any, lo, hi int) (any, error) {
 // clickhouse-go's Append of a slice walks Array and LowCardinality columns element by element
 // through reflection, boxing every value into an interface (one allocation each) and, for
 // LowCardinality, hashing it in a map[any]int: measured, that was ~60% of the sink's insert
-// CPU. So arrays go row by row (AppendRow of a []T takes a typed path), and LowCardinality
-// values are appended as interfaces boxed once per distinct string (see box).
+// CPU. So arrays go row by row (AppendRow of a slice takes a typed path), and LowCardinality
+// values are handed over as *string, one canonical pointer per distinct value (see
+// canonical): the column's dictionary map then hashes and compares an 8-byte pointer instead
+// of the string behind an interface, and a pointer in an interface costs no allocation.
+// Array rows go as []*string too: the column boxes each element into an interface, which for
+// a string allocates, for a pointer does not (String accepts *string).
 func (w *Writer) appendColumn(col column.Interface, v any) error {
+	if len(w.canon) >= maxCanon {
+		clear(w.canon) // between columns: within one, equal values must share a pointer
+	}
 	switch v := v.(type) {
 	case []string:
 		if _, ok := col.(*column.LowCardinality); !ok {
 			break
 		}
 		for _, s := range v {
-			if err := col.AppendRow(w.box(s)); err != nil {
+			if err := col.AppendRow(w.canonical(s)); err != nil {
 				return err
 			}
 		}
 		return nil
 	case [][]string:
+		// The dictionary of Array(LowCardinality(String)) is keyed like a LowCardinality
+		// column's, so its elements need canonical pointers; plain String elements any pointer.
+		lc := strings.Contains(string(col.Type()), "LowCardinality")
 		for i := range v {
-			if err := col.AppendRow(v[i]); err != nil {
+			row := v[i]
+			w.ptrs = w.ptrs[:0]
+			for j := range row {
+				if lc {
+					w.ptrs = append(w.ptrs, w.canonical(row[j]))
+				} else {
+					w.ptrs = append(w.ptrs, &row[j])
+				}
+			}
+			if err := col.AppendRow(w.ptrs); err != nil {
 				return err
 			}
 		}
+		clear(w.ptrs) // no pointers into the batch's views kept past the call
 		return nil
 	case [][]uint16:
 		for i := range v {
@@ -346,23 +367,21 @@ func (w *Writer) reserve(col column.Interface, v any) {
 	_ = err // a failed reservation leaves an empty column; the real append reports errors
 }
 
-// maxBoxed bounds the boxed-value cache; LowCardinality columns hold a few hundred distinct
-// values, so it is only reached when one is misused, and then the cache starts over.
-const maxBoxed = 1 << 16
+// maxCanon bounds the canonical-value cache; LowCardinality columns hold a few hundred distinct
+// values, so it is only reached when one is misused, and then the cache starts over before
+// the next column (within a column it may grow past the bound, by at most its rows).
+const maxCanon = 1 << 16
 
-// box returns s as an interface value, allocated once per distinct string. The cached copy is a
-// clone: s points into a Kafka message the batch will release.
-func (w *Writer) box(s string) any {
-	if a, ok := w.boxed[s]; ok {
-		return a
-	}
-	if len(w.boxed) >= maxBoxed {
-		clear(w.boxed)
+// canonical returns a pointer to a copy of s, the same pointer for every equal s within a
+// column. The copy is a clone: s points into a batch arena that is reused.
+func (w *Writer) canonical(s string) *string {
+	if p, ok := w.canon[s]; ok {
+		return p
 	}
 	c := strings.Clone(s)
-	a := any(c)
-	w.boxed[c] = a
-	return a
+	p := &c
+	w.canon[c] = p
+	return p
 }
 
 // ClickHouse error codes worth retrying: the server is overloaded, merging, or briefly
