@@ -68,20 +68,21 @@ var sessionColumnNames = []string{
 
 func (c *sessionColumns) len() int { return len(c.startTime) }
 
-// values lists the columns in sessionColumnNames order. String columns are views into the
-// arenas, valid until the batch is next appended to or reset.
+// values lists the columns in sessionColumnNames order. String columns are strRows and
+// Array(String) columns views, both into the arenas, valid until the batch is next appended to
+// or reset.
 func (c *sessionColumns) values() []any {
-	var ip, net any = c.clientIP.views(), c.clientNet.views()
+	var ip, net any = c.clientIP.rows(), c.clientNet.rows()
 	if c.ipv6 {
 		ip, net = c.clientIP6, c.clientNet6
 	}
 	return []any{
-		c.sessionID.views(), c.host.views(), c.product.views(), c.sessionKey.views(), c.startTime, c.endTime, ip,
-		c.clientPTR.views(), c.helo.views(), c.authUser.views(), c.tls, c.mailFrom.views(), c.rcptAddress.views(),
-		c.rcptOutcome.views(), c.rcptCode, c.rcptReply.views(), c.outcome.views(), c.reason.views(), c.smtpCode,
-		c.smtpReply.views(), c.messageID.views(), c.size, c.delivery.views(), c.closedBy.views(), c.permanent,
-		c.flags.views(), c.eventCount, c.maxSeverity.views(), c.outcomeVersion, c.firstSource.views(), c.firstOffset,
-		c.lastSource.views(), c.lastOffset, c.senderDomain.views(), net,
+		c.sessionID.rows(), c.host.rows(), c.product.rows(), c.sessionKey.rows(), c.startTime, c.endTime, ip,
+		c.clientPTR.rows(), c.helo.rows(), c.authUser.rows(), c.tls, c.mailFrom.rows(), c.rcptAddress.views(),
+		c.rcptOutcome.views(), c.rcptCode, c.rcptReply.views(), c.outcome.rows(), c.reason.rows(), c.smtpCode,
+		c.smtpReply.rows(), c.messageID.rows(), c.size, c.delivery.rows(), c.closedBy.rows(), c.permanent,
+		c.flags.views(), c.eventCount, c.maxSeverity.rows(), c.outcomeVersion, c.firstSource.rows(), c.firstOffset,
+		c.lastSource.rows(), c.lastOffset, c.senderDomain.rows(), net,
 	}
 }
 
@@ -122,10 +123,40 @@ func (c *strCol) reset() {
 
 // views returns the values as strings pointing into the arena (no copy), valid until the next
 // add or reset.
-func (c *strCol) views() []string {
+func (c *strCol) views() []string { return c.rows().views() }
+
+// strRows is rows [lo, hi) of a String arena column, as values() hands it to the writer: a
+// String column is copied from the arena in one piece (see appendStrRows), other columns
+// get views.
+type strRows struct {
+	c      *strCol
+	lo, hi int
+}
+
+func (c *strCol) rows() strRows { return strRows{c, 0, c.len()} }
+
+// bytes returns the arena bytes of the rows and the arena offset they start at.
+func (r strRows) bytes() ([]byte, int) {
+	start, end := 0, 0
+	if r.lo > 0 {
+		start = r.c.end[r.lo-1]
+	}
+	if r.hi > 0 {
+		end = r.c.end[r.hi-1]
+	}
+	if end < start { // no rows
+		end = start
+	}
+	return r.c.buf[start:end], start
+}
+
+// views returns the rows as strings pointing into the arena (no copy), valid until the
+// column's next add, reset or views call.
+func (r strRows) views() []string {
+	c := r.c
 	c.view = c.view[:0]
-	start := 0
-	for _, e := range c.end {
+	_, start := r.bytes()
+	for _, e := range c.end[r.lo:r.hi] {
 		c.view = append(c.view, arenaString(c.buf, start, e))
 		start = e
 	}

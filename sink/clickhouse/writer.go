@@ -7,11 +7,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 	"unsafe"
 
+	chproto "github.com/ClickHouse/ch-go/proto"
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -228,6 +231,8 @@ func (w *Writer) insert(ctx context.Context, b *Batch, t table, lo, hi int) (err
 // sliceRows returns rows [lo, hi) of a column as values() returns it.
 func sliceRows(v any, lo, hi int) (any, error) {
 	switch v := v.(type) {
+	case strRows:
+		return strRows{v.c, v.lo + lo, v.lo + hi}, nil
 	case []string:
 		return v[lo:hi], nil
 	case [][]string:
@@ -272,6 +277,12 @@ func (w *Writer) appendColumn(col column.Interface, v any) error {
 		clear(w.canon) // between columns: within one, equal values must share a pointer
 	}
 	switch v := v.(type) {
+	case strRows:
+		if sc, ok := col.(*column.String); ok && colStrOK {
+			appendStrRows(colStr(sc), v)
+			return nil
+		}
+		return w.appendColumn(col, v.views())
 	case []string:
 		if _, ok := col.(*column.LowCardinality); !ok {
 			break
@@ -324,6 +335,15 @@ func (w *Writer) appendColumn(col column.Interface, v any) error {
 func (w *Writer) reserve(col column.Interface, v any) {
 	var total, n int
 	switch v := v.(type) {
+	case strRows:
+		if col.Type() != "String" {
+			return
+		}
+		if _, ok := col.(*column.String); ok && colStrOK {
+			return // appendStrRows sizes the column itself
+		}
+		w.reserve(col, v.views())
+		return
 	case []string:
 		if col.Type() != "String" {
 			return
@@ -365,6 +385,39 @@ func (w *Writer) reserve(col column.Interface, v any) {
 	fill[0] = ""
 	col.Reset()
 	_ = err // a failed reservation leaves an empty column; the real append reports errors
+}
+
+// colStrOffset is where clickhouse-go's column.String keeps its ch-go proto.ColStr (the bytes
+// and the positions it encodes), and colStrOK whether the field is there with that type.
+// Through it, a String column is filled from the batch arena with one copy of the bytes and
+// one pass over the row ends (appendStrRows), where the public Append of a []string needed
+// the views built, a reserving append (see reserve), then a copy per value: measured in
+// BenchmarkAppendEncode. If a clickhouse-go version moves or retypes the field, colStrOK is
+// false and the public path is used (TestColStrLayout fails, to say so).
+var colStrOffset, colStrOK = func() (uintptr, bool) {
+	f, ok := reflect.TypeOf(column.String{}).FieldByName("col")
+	if !ok || f.Type != reflect.TypeOf(chproto.ColStr{}) {
+		return 0, false
+	}
+	return f.Offset, true
+}()
+
+func colStr(c *column.String) *chproto.ColStr {
+	return (*chproto.ColStr)(unsafe.Add(unsafe.Pointer(c), colStrOffset))
+}
+
+// appendStrRows appends rows of an arena column to a ColStr: the arena already holds the
+// values back to back, as ColStr.Buf does.
+func appendStrRows(cs *chproto.ColStr, r strRows) {
+	b, start := r.bytes()
+	base := len(cs.Buf) - start // arena offset -> Buf offset
+	cs.Buf = append(cs.Buf, b...)
+	cs.Pos = slices.Grow(cs.Pos, r.hi-r.lo)
+	prev := start
+	for _, e := range r.c.end[r.lo:r.hi] {
+		cs.Pos = append(cs.Pos, chproto.Position{Start: base + prev, End: base + e})
+		prev = e
+	}
 }
 
 // maxCanon bounds the canonical-value cache; LowCardinality columns hold a few hundred distinct
