@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"bytes"
+	"strconv"
 	"testing"
 	"time"
 
@@ -204,5 +205,50 @@ func TestColStrLayout(t *testing.T) {
 	appendStrRows(colStr(c.(*column.String)), strRows{&a, 1, 4})
 	if c.Rows() != 3 || c.Row(0, false) != "" || c.Row(1, false) != "héllo" || c.Row(2, false) != "x" {
 		t.Fatalf("column holds %d rows %v %v %v", c.Rows(), c.Row(0, false), c.Row(1, false), c.Row(2, false))
+	}
+}
+
+// Like TestColStrLayout, for the LowCardinality fast path.
+func TestLowCardinalityLayout(t *testing.T) {
+	if !lcLayout.ok {
+		t.Fatal("clickhouse-go's column.LowCardinality changed its fields: LowCardinality columns take the slower public AppendRow")
+	}
+	c, err := column.Type("LowCardinality(String)").Column("s", serverContext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a strCol
+	for _, v := range []string{"x", "b", "", "b", "a"} {
+		a.add(v)
+	}
+	w := &Writer{}
+	if !w.appendLCRows(c.(*column.LowCardinality), strRows{&a, 1, 5}) {
+		t.Fatal("appendLCRows declined an empty LowCardinality(String) column")
+	}
+	generic, _ := column.Type("LowCardinality(String)").Column("s", serverContext)
+	if _, err := generic.Append([]string{"b", "", "b", "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Rows() != 4 || !bytes.Equal(encodeFull(t, c), encodeFull(t, generic)) {
+		t.Fatalf("%d rows, encoded %x, want %x", c.Rows(), encodeFull(t, c), encodeFull(t, generic))
+	}
+	// More than 255 distinct values: the keys are encoded as UInt16, sized by the distinct count.
+	var many strCol
+	var vals []string
+	for i := 0; i < 3000; i++ {
+		v := strconv.Itoa(i % 700)
+		many.add(v)
+		vals = append(vals, v)
+	}
+	wide, _ := column.Type("LowCardinality(String)").Column("s", serverContext)
+	generic, _ = column.Type("LowCardinality(String)").Column("s", serverContext)
+	if _, err := generic.Append(vals); err != nil {
+		t.Fatal(err)
+	}
+	if !w.appendLCRows(wide.(*column.LowCardinality), many.rows()) || !bytes.Equal(encodeFull(t, wide), encodeFull(t, generic)) {
+		t.Fatal("700 distinct values encode differently from the generic append")
+	}
+	if w.appendLCRows(c.(*column.LowCardinality), strRows{&a, 0, 1}) {
+		t.Fatal("appendLCRows appended to a column that already has rows")
 	}
 }

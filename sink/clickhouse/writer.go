@@ -36,6 +36,7 @@ type Writer struct {
 	sleep        func(context.Context, time.Duration) error
 	canon        map[string]*string // see canonical; used only by the goroutine that calls Write
 	ptrs         []*string          // scratch for one array row, see appendColumn
+	dict         map[string]int     // scratch for appendLCRows
 	zeros        []byte             // see reserve; never written
 	fill         []string           // see reserve; empty strings but the first during a call
 	isolateMax   int                // maxIsolateInserts; tests lower it
@@ -50,7 +51,7 @@ func NewWriter(conn driver.Conn, db string, f schema.Features, m *Metrics, retry
 // clone returns a writer like w with its own scratch state, for a concurrent insert.
 func (w *Writer) clone() *Writer {
 	c := *w
-	c.canon, c.ptrs, c.zeros, c.fill = map[string]*string{}, nil, nil, nil
+	c.canon, c.ptrs, c.dict, c.zeros, c.fill = map[string]*string{}, nil, nil, nil, nil
 	return &c
 }
 
@@ -278,9 +279,16 @@ func (w *Writer) appendColumn(col column.Interface, v any) error {
 	}
 	switch v := v.(type) {
 	case strRows:
-		if sc, ok := col.(*column.String); ok && colStrOK {
-			appendStrRows(colStr(sc), v)
-			return nil
+		switch c := col.(type) {
+		case *column.String:
+			if colStrOK {
+				appendStrRows(colStr(c), v)
+				return nil
+			}
+		case *column.LowCardinality:
+			if w.appendLCRows(c, v) {
+				return nil
+			}
 		}
 		return w.appendColumn(col, v.views())
 	case []string:
@@ -418,6 +426,83 @@ func appendStrRows(cs *chproto.ColStr, r strRows) {
 		cs.Pos = append(cs.Pos, chproto.Position{Start: base + prev, End: base + e})
 		prev = e
 	}
+}
+
+// lcLayout is where clickhouse-go's column.LowCardinality keeps what its AppendRow fills: the
+// row count, the dictionary column, the nullable flag, and the per-row dictionary indexes
+// with the map from value to index (of which Encode reads only the length). Found by
+// reflection at start-up; ok is false if any field is missing or of another type, and then
+// the public AppendRow is used (TestLowCardinalityLayout fails, to say so).
+var lcLayout = func() (l struct {
+	rows, index, nullable, keys, values uintptr
+	ok                                  bool
+}) {
+	t := reflect.TypeOf(column.LowCardinality{})
+	field := func(t reflect.Type, name string, want reflect.Type) (uintptr, bool) {
+		f, ok := t.FieldByName(name)
+		return f.Offset, ok && (want == nil || f.Type == want)
+	}
+	var ok [6]bool
+	l.rows, ok[0] = field(t, "rows", reflect.TypeOf(0))
+	l.index, ok[1] = field(t, "index", reflect.TypeOf((*column.Interface)(nil)).Elem())
+	l.nullable, ok[2] = field(t, "nullable", reflect.TypeOf(false))
+	app, ok3 := t.FieldByName("append")
+	ok[3] = ok3 && app.Type.Kind() == reflect.Struct
+	if ok[3] {
+		var k, v uintptr
+		k, ok[4] = field(app.Type, "keys", reflect.TypeOf([]int(nil)))
+		v, ok[5] = field(app.Type, "index", reflect.TypeOf(map[any]int(nil)))
+		l.keys, l.values = app.Offset+k, app.Offset+v
+	}
+	l.ok = ok == [6]bool{true, true, true, true, true, true} && colStrOK
+	return l
+}()
+
+// appendLCRows fills an empty, non-nullable LowCardinality(String) column from an arena
+// column, as its AppendRow would value by value (the same dictionary in the same order, the
+// same keys: TestAppendColumnEncodesLikeGenericAppend), with one map lookup per value keyed
+// by the arena string instead of AppendRow's reflection, interface hashing and two lookups.
+// It reports false, having changed nothing, when it cannot.
+func (w *Writer) appendLCRows(c *column.LowCardinality, r strRows) bool {
+	if !lcLayout.ok {
+		return false
+	}
+	p := unsafe.Pointer(c)
+	rows := (*int)(unsafe.Add(p, lcLayout.rows))
+	idx, ok := (*(*column.Interface)(unsafe.Add(p, lcLayout.index))).(*column.String)
+	if *rows != 0 || *(*bool)(unsafe.Add(p, lcLayout.nullable)) || !ok {
+		return false
+	}
+	keys := (*[]int)(unsafe.Add(p, lcLayout.keys))
+	values := (*map[any]int)(unsafe.Add(p, lcLayout.values))
+	if *values == nil {
+		*values = map[any]int{}
+	}
+	dict := colStr(idx)
+	if dict.Rows() == 0 {
+		dict.Append("") // AppendRow's first entry: the default value, index 0
+	}
+	if w.dict == nil {
+		w.dict = map[string]int{}
+	}
+	clear(w.dict)
+	*keys = slices.Grow((*keys)[:0], r.hi-r.lo)
+	_, start := r.bytes()
+	for _, e := range r.c.end[r.lo:r.hi] {
+		s := arenaString(r.c.buf, start, e)
+		start = e
+		k, ok := w.dict[s]
+		if !ok {
+			dict.Append(s)
+			k = dict.Rows() - 1
+			w.dict[s] = k    // s points into the arena, which outlives this call
+			(*values)[k] = k // Encode sizes the keys by the number of distinct values
+		}
+		*keys = append(*keys, k)
+	}
+	clear(w.dict) // hold no arena strings past the call
+	*rows = r.hi - r.lo
+	return true
 }
 
 // maxCanon bounds the canonical-value cache; LowCardinality columns hold a few hundred distinct
