@@ -100,6 +100,9 @@ func TestAppendColumnEncodesLikeGenericAppend(t *testing.T) {
 				if r, ok := part.(strRows); ok {
 					plain = r.views()
 				}
+				if r, ok := part.(arrRows); ok {
+					plain = r.views()
+				}
 				if _, err := generic.Append(plain); err != nil {
 					t.Fatalf("%v %s: generic append: %v", sv, sessionColumnNames[i], err)
 				}
@@ -250,5 +253,39 @@ func TestLowCardinalityLayout(t *testing.T) {
 	}
 	if w.appendLCRows(c.(*column.LowCardinality), strRows{&a, 0, 1}) {
 		t.Fatal("appendLCRows appended to a column that already has rows")
+	}
+}
+
+// Like TestColStrLayout, for the Array fast path.
+func TestArrayLayout(t *testing.T) {
+	if !arrLayout.ok {
+		t.Fatal("clickhouse-go's column.Array changed its offsets' fields: Array columns take the slower public AppendRow")
+	}
+	var a strArrCol
+	for _, row := range [][]string{{"a"}, {}, {"b", "c", ""}, {"d"}} {
+		for _, v := range row {
+			a.elems.add(v)
+		}
+		a.endRow()
+	}
+	for _, typ := range []column.Type{"Array(String)", "Array(LowCardinality(String))"} {
+		c, err := typ.Column("s", serverContext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		generic, _ := typ.Column("s", serverContext)
+		if _, err := generic.Append([][]string{{}, {"b", "c", ""}, {"d"}}); err != nil {
+			t.Fatal(err)
+		}
+		w := &Writer{}
+		if !w.appendArrRows(c.(*column.Array), arrRows{&a, 1, 4}) {
+			t.Fatalf("%s: appendArrRows declined an empty column", typ)
+		}
+		if c.Rows() != 3 || !bytes.Equal(encodeFull(t, c), encodeFull(t, generic)) {
+			t.Fatalf("%s: %d rows, encoded %x, want %x", typ, c.Rows(), encodeFull(t, c), encodeFull(t, generic))
+		}
+		if w.appendArrRows(c.(*column.Array), arrRows{&a, 0, 1}) {
+			t.Fatalf("%s: appendArrRows appended to a column that already has rows", typ)
+		}
 	}
 }

@@ -69,8 +69,8 @@ var sessionColumnNames = []string{
 func (c *sessionColumns) len() int { return len(c.startTime) }
 
 // values lists the columns in sessionColumnNames order. String columns are strRows and
-// Array(String) columns views, both into the arenas, valid until the batch is next appended to
-// or reset.
+// Array(String) columns arrRows, row ranges of the arenas, valid until the batch is next
+// appended to or reset.
 func (c *sessionColumns) values() []any {
 	var ip, net any = c.clientIP.rows(), c.clientNet.rows()
 	if c.ipv6 {
@@ -78,10 +78,10 @@ func (c *sessionColumns) values() []any {
 	}
 	return []any{
 		c.sessionID.rows(), c.host.rows(), c.product.rows(), c.sessionKey.rows(), c.startTime, c.endTime, ip,
-		c.clientPTR.rows(), c.helo.rows(), c.authUser.rows(), c.tls, c.mailFrom.rows(), c.rcptAddress.views(),
-		c.rcptOutcome.views(), c.rcptCode, c.rcptReply.views(), c.outcome.rows(), c.reason.rows(), c.smtpCode,
+		c.clientPTR.rows(), c.helo.rows(), c.authUser.rows(), c.tls, c.mailFrom.rows(), c.rcptAddress.rows(),
+		c.rcptOutcome.rows(), c.rcptCode, c.rcptReply.rows(), c.outcome.rows(), c.reason.rows(), c.smtpCode,
 		c.smtpReply.rows(), c.messageID.rows(), c.size, c.delivery.rows(), c.closedBy.rows(), c.permanent,
-		c.flags.views(), c.eventCount, c.maxSeverity.rows(), c.outcomeVersion, c.firstSource.rows(), c.firstOffset,
+		c.flags.rows(), c.eventCount, c.maxSeverity.rows(), c.outcomeVersion, c.firstSource.rows(), c.firstOffset,
 		c.lastSource.rows(), c.lastOffset, c.senderDomain.rows(), net,
 	}
 }
@@ -174,7 +174,7 @@ func arenaString(buf []byte, start, end int) string {
 type strArrCol struct {
 	elems  strCol
 	rowEnd []int
-	rows   [][]string // scratch for views
+	view   [][]string // scratch for views
 }
 
 // endRow closes the row holding the elements added since the previous endRow.
@@ -183,20 +183,47 @@ func (c *strArrCol) endRow() { c.rowEnd = append(c.rowEnd, c.elems.len()) }
 func (c *strArrCol) reset() {
 	c.elems.reset()
 	c.rowEnd = c.rowEnd[:0]
-	clear(c.rows)
-	c.rows = c.rows[:0]
+	clear(c.view)
+	c.view = c.view[:0]
 }
 
 // views returns one []string per row, pointing into the arena, valid until the next add or reset.
-func (c *strArrCol) views() [][]string {
-	flat := c.elems.views()
-	c.rows = c.rows[:0]
-	start := 0
-	for _, e := range c.rowEnd {
-		c.rows = append(c.rows, flat[start:e:e])
+func (c *strArrCol) views() [][]string { return c.rows().views() }
+
+// arrRows is rows [lo, hi) of an Array(String) arena column, as values() hands it to the writer
+// (see appendArrRows).
+type arrRows struct {
+	c      *strArrCol
+	lo, hi int
+}
+
+func (c *strArrCol) rows() arrRows { return arrRows{c, 0, len(c.rowEnd)} }
+
+// elems returns the elements of the rows.
+func (r arrRows) elems() strRows {
+	lo, hi := 0, 0
+	if r.lo > 0 {
+		lo = r.c.rowEnd[r.lo-1]
+	}
+	if r.hi > 0 {
+		hi = r.c.rowEnd[r.hi-1]
+	}
+	return strRows{&r.c.elems, lo, max(lo, hi)}
+}
+
+// views returns one []string per row, pointing into the arena, valid until the column's next
+// add, reset or views call.
+func (r arrRows) views() [][]string {
+	el := r.elems()
+	flat := el.views()
+	c := r.c
+	c.view = c.view[:0]
+	start := el.lo
+	for _, e := range c.rowEnd[r.lo:r.hi] {
+		c.view = append(c.view, flat[start-el.lo:e-el.lo:e-el.lo])
 		start = e
 	}
-	return c.rows
+	return c.view
 }
 
 // check converts what needs converting and rejects values the columns cannot hold, before

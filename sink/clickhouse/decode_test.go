@@ -160,6 +160,8 @@ func TestBatchDeadLettersAndKeepsTheRest(t *testing.T) {
 			n := 0
 			if r, ok := v.(strRows); ok {
 				n = len(r.views())
+			} else if r, ok := v.(arrRows); ok {
+				n = len(r.views())
 			} else {
 				n = reflect.ValueOf(v).Len()
 			}
@@ -232,13 +234,14 @@ func TestSessionColumnsReadBack(t *testing.T) {
 		}
 		str := func(name string) []string { return col(name).(strRows).views() } // one scratch per column
 		ids, ptrs, reasons := str("session_id"), str("client_ptr"), str("reason")
-		rcpts, flags, ips := col("rcpt_address").([][]string), col("flags").([][]string), str("client_ip")
+		arr := func(name string) [][]string { return col(name).(arrRows).views() }
+		rcpts, flags, ips := arr("rcpt_address"), arr("flags"), str("client_ip")
 		if len(ids) != len(ss) || len(rcpts) != len(ss) || len(flags) != len(ss) {
 			t.Fatalf("round %d: %d ids, %d recipient rows, %d flag rows for %d records", round, len(ids), len(rcpts), len(flags), len(ss))
 		}
 		// Escaped values ("quoted", tabs, <brackets> as \u003c) are unescaped into a scratch buffer
 		// the next record reuses: every one must have been copied out intact.
-		replies, rcptReplies := str("smtp_reply"), col("rcpt_reply").([][]string)
+		replies, rcptReplies := str("smtp_reply"), arr("rcpt_reply")
 		var emptyPtr, noFlags, escaped int
 		for i := range ss {
 			s := &ss[i]

@@ -25,8 +25,12 @@ func reserveColumns(t testing.TB, n int) (names []string, types []column.Type, v
 		t.Fatalf("batch holds %d sessions, want %d", got, n)
 	}
 	for i, v := range b.sessions.values() {
+		// The public path, still used when the fast paths' layout checks fail.
 		if r, ok := v.(strRows); ok {
-			v = slices.Clone(r.views()) // the public path, still used when colStrOK is false
+			v = slices.Clone(r.views())
+		}
+		if r, ok := v.(arrRows); ok {
+			v = slices.Clone(r.views())
 		}
 		switch v.(type) {
 		case []string:

@@ -234,6 +234,8 @@ func sliceRows(v any, lo, hi int) (any, error) {
 	switch v := v.(type) {
 	case strRows:
 		return strRows{v.c, v.lo + lo, v.lo + hi}, nil
+	case arrRows:
+		return arrRows{v.c, v.lo + lo, v.lo + hi}, nil
 	case []string:
 		return v[lo:hi], nil
 	case [][]string:
@@ -289,6 +291,11 @@ func (w *Writer) appendColumn(col column.Interface, v any) error {
 			if w.appendLCRows(c, v) {
 				return nil
 			}
+		}
+		return w.appendColumn(col, v.views())
+	case arrRows:
+		if a, ok := col.(*column.Array); ok && w.appendArrRows(a, v) {
+			return nil
 		}
 		return w.appendColumn(col, v.views())
 	case []string:
@@ -349,6 +356,15 @@ func (w *Writer) reserve(col column.Interface, v any) {
 		}
 		if _, ok := col.(*column.String); ok && colStrOK {
 			return // appendStrRows sizes the column itself
+		}
+		w.reserve(col, v.views())
+		return
+	case arrRows:
+		if col.Type() != "Array(String)" {
+			return
+		}
+		if a, ok := col.(*column.Array); ok && arrLayout.ok && a.Rows() == 0 {
+			return // appendArrRows sizes the column itself
 		}
 		w.reserve(col, v.views())
 		return
@@ -502,6 +518,59 @@ func (w *Writer) appendLCRows(c *column.LowCardinality, r strRows) bool {
 	}
 	clear(w.dict) // hold no arena strings past the call
 	*rows = r.hi - r.lo
+	return true
+}
+
+// arrLayout is where clickhouse-go's column.Array keeps its row offsets: a []*offset whose
+// element holds a column.UInt64, which holds a ch-go ColUInt64. Found by reflection at
+// start-up and type-checked; ok is false otherwise, and then the public AppendRow is used
+// (TestArrayLayout fails, to say so). The elements are the public Base() column.
+var arrLayout = func() (l struct {
+	offsets, values uintptr
+	ok              bool
+}) {
+	f, ok := reflect.TypeOf(column.Array{}).FieldByName("offsets")
+	if !ok || f.Type.Kind() != reflect.Slice || f.Type.Elem().Kind() != reflect.Pointer || f.Type.Elem().Elem().Kind() != reflect.Struct {
+		return l
+	}
+	v, ok1 := f.Type.Elem().Elem().FieldByName("values")
+	c, ok2 := reflect.TypeOf(column.UInt64{}).FieldByName("col")
+	if !ok1 || !ok2 || v.Type != reflect.TypeOf(column.UInt64{}) || c.Type != reflect.TypeOf(chproto.ColUInt64{}) {
+		return l
+	}
+	l.offsets, l.values, l.ok = f.Offset, v.Offset+c.Offset, colStrOK
+	return l
+}()
+
+// appendArrRows fills an empty one-level Array(String) or Array(LowCardinality(String))
+// column from an arena column: the elements as appendStrRows or appendLCRows fill a column,
+// the offsets (each row's end, counted in elements) in one pass. AppendRow instead took an
+// interface per row (an allocation), a type switch per element, and a reserving append of
+// its own (see reserve). It reports false, having changed nothing, when it cannot.
+func (w *Writer) appendArrRows(a *column.Array, r arrRows) bool {
+	if !arrLayout.ok || a.Rows() != 0 {
+		return false
+	}
+	offs := *(*[]unsafe.Pointer)(unsafe.Add(unsafe.Pointer(a), arrLayout.offsets))
+	if len(offs) != 1 {
+		return false
+	}
+	el := r.elems()
+	switch b := a.Base().(type) {
+	case *column.String:
+		appendStrRows(colStr(b), el)
+	case *column.LowCardinality:
+		if !w.appendLCRows(b, el) {
+			return false
+		}
+	default:
+		return false
+	}
+	u := (*chproto.ColUInt64)(unsafe.Add(offs[0], arrLayout.values))
+	*u = slices.Grow(*u, r.hi-r.lo)
+	for _, e := range r.c.rowEnd[r.lo:r.hi] {
+		*u = append(*u, uint64(e-el.lo))
+	}
 	return true
 }
 
