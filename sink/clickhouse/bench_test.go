@@ -370,7 +370,8 @@ func joinCols() string { return strings.Join(sessionColumnNames, ", ") }
 
 // BenchmarkInsertIntegration isolates the insert: one decoded batch of 100k session records
 // written by Writer.Write into a fresh database per iteration, reporting wall and client CPU
-// per row. The baseline in the same run is the server's own write path for the same rows:
+// per row, over a plain connection (writer) and one with LZ4 block compression (writer_lz4).
+// The baseline in the same run is the server's own write path for the same rows:
 // `INSERT INTO ... SELECT` from a table already holding them (parts, sorting and the rollup
 // view, but no client and no protocol).
 func BenchmarkInsertIntegration(b *testing.B) {
@@ -395,24 +396,18 @@ func BenchmarkInsertIntegration(b *testing.B) {
 	if err := w.Write(ctx, batch); err != nil {
 		b.Fatal(err)
 	}
-	b.Run("writer", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			b.StopTimer()
-			db := "mxtest_ins_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-			openTest(b, ctx, addrs, db)
-			w := NewWriter(conn, db, f, NewMetrics(nil), 100*time.Millisecond, time.Second)
-			batch.done = [len(batch.done)]bool{}
-			cpu0, t0 := cpuTime(), time.Now()
-			b.StartTimer()
-			if err := w.Write(ctx, batch); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			el, cpu := time.Since(t0), cpuTime()-cpu0
-			b.ReportMetric(float64(el.Microseconds())/n, "wall-µs/row")
-			b.ReportMetric(float64(cpu.Microseconds())/n, "client-cpu-µs/row")
-		}
-	})
+	// The writer's connection without and with LZ4 block compression (conn.go, Compression).
+	lz4, err := Open(ctx, ConnConfig{Addrs: addrs, Username: "default", DialTimeout: 5 * time.Second, Compression: "lz4"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lz4.Close()
+	for _, wc := range []struct {
+		name string
+		conn driver.Conn
+	}{{"writer", conn}, {"writer_lz4", lz4}} {
+		b.Run(wc.name, func(b *testing.B) { benchWriter(b, ctx, wc.conn, addrs, f, batch) })
+	}
 	// The same without the per-minute rollup view, to show what the view costs the server.
 	for _, view := range []bool{true, false} {
 		name := "baseline_insert_select_in_server"
@@ -420,6 +415,26 @@ func BenchmarkInsertIntegration(b *testing.B) {
 			name += "_without_rollup_view"
 		}
 		b.Run(name, func(b *testing.B) { benchInsertSelect(b, ctx, conn, addrs, src, view) })
+	}
+}
+
+func benchWriter(b *testing.B, ctx context.Context, conn driver.Conn, addrs []string, f schema.Features, batch *Batch) {
+	const n = 100_000
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		db := "mxtest_ins_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		openTest(b, ctx, addrs, db)
+		w := NewWriter(conn, db, f, NewMetrics(nil), 100*time.Millisecond, time.Second)
+		batch.done = [len(batch.done)]bool{}
+		cpu0, t0 := cpuTime(), time.Now()
+		b.StartTimer()
+		if err := w.Write(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		el, cpu := time.Since(t0), cpuTime()-cpu0
+		b.ReportMetric(float64(el.Microseconds())/n, "wall-µs/row")
+		b.ReportMetric(float64(cpu.Microseconds())/n, "client-cpu-µs/row")
 	}
 }
 
