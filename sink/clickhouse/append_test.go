@@ -205,7 +205,7 @@ func TestColStrLayout(t *testing.T) {
 	for _, v := range []string{"a", "", "héllo", "x"} {
 		a.add(v)
 	}
-	appendStrRows(colStr(c.(*column.String)), strRows{&a, 1, 4})
+	appendStrRows(colStr(c.(*column.String)), strRows{&a, 1, 4}, nil)
 	if c.Rows() != 3 || c.Row(0, false) != "" || c.Row(1, false) != "héllo" || c.Row(2, false) != "x" {
 		t.Fatalf("column holds %d rows %v %v %v", c.Rows(), c.Row(0, false), c.Row(1, false), c.Row(2, false))
 	}

@@ -34,12 +34,13 @@ type Writer struct {
 	retryInitial time.Duration
 	retryMax     time.Duration
 	sleep        func(context.Context, time.Duration) error
-	canon        map[string]*string // see canonical; used only by the goroutine that calls Write
-	ptrs         []*string          // scratch for one array row, see appendColumn
-	dict         map[string]int     // scratch for appendLCRows
-	zeros        []byte             // see reserve; never written
-	fill         []string           // see reserve; empty strings but the first during a call
-	isolateMax   int                // maxIsolateInserts; tests lower it
+	canon        map[string]*string  // see canonical; used only by the goroutine that calls Write
+	ptrs         []*string           // scratch for one array row, see appendColumn
+	dict         map[string]int      // scratch for appendLCRows
+	lent         map[string]*colBufs // see lend
+	zeros        []byte              // see reserve; never written
+	fill         []string            // see reserve; empty strings but the first during a call
+	isolateMax   int                 // maxIsolateInserts; tests lower it
 }
 
 // NewWriter returns a writer into database db on conn.
@@ -51,7 +52,7 @@ func NewWriter(conn driver.Conn, db string, f schema.Features, m *Metrics, retry
 // clone returns a writer like w with its own scratch state, for a concurrent insert.
 func (w *Writer) clone() *Writer {
 	c := *w
-	c.canon, c.ptrs, c.dict, c.zeros, c.fill = map[string]*string{}, nil, nil, nil, nil
+	c.canon, c.ptrs, c.dict, c.lent, c.zeros, c.fill = map[string]*string{}, nil, nil, nil, nil, nil
 	return &c
 }
 
@@ -284,7 +285,7 @@ func (w *Writer) appendColumn(col column.Interface, v any) error {
 		switch c := col.(type) {
 		case *column.String:
 			if colStrOK {
-				appendStrRows(colStr(c), v)
+				appendStrRows(colStr(c), v, w.lend(c.Name()))
 				return nil
 			}
 		case *column.LowCardinality:
@@ -430,9 +431,40 @@ func colStr(c *column.String) *chproto.ColStr {
 	return (*chproto.ColStr)(unsafe.Add(unsafe.Pointer(c), colStrOffset))
 }
 
+// colBufs are the buffers of one column of a table, lent to the column of each insert and
+// kept by the writer in between. clickhouse-go gives every insert new, empty columns, so
+// each insert allocated (and the kernel and runtime zeroed) some 100 MB per 100k session
+// rows, and the collector reclaimed it: memclr alone was a quarter of the append CPU in
+// BenchmarkAppendEncode. A column is done with its buffers once Send or Abort returns: the
+// writer prepares a new batch for every attempt and never sends one twice.
+type colBufs struct {
+	buf  []byte
+	pos  []chproto.Position
+	ints []int
+	offs []uint64
+}
+
+// lend returns the buffers kept for the column named key (a table's column names are
+// distinct, and the writer inserts one table at a time).
+func (w *Writer) lend(key string) *colBufs {
+	if w.lent == nil {
+		w.lent = map[string]*colBufs{}
+	}
+	b := w.lent[key]
+	if b == nil {
+		b = &colBufs{}
+		w.lent[key] = b
+	}
+	return b
+}
+
 // appendStrRows appends rows of an arena column to a ColStr: the arena already holds the
-// values back to back, as ColStr.Buf does.
-func appendStrRows(cs *chproto.ColStr, r strRows) {
+// values back to back, as ColStr.Buf does. An empty column takes lent's buffers (nil: none).
+func appendStrRows(cs *chproto.ColStr, r strRows, lent *colBufs) {
+	if lent != nil && cap(cs.Buf) == 0 && cap(cs.Pos) == 0 {
+		cs.Buf, cs.Pos = lent.buf[:0], lent.pos[:0]
+		defer func() { lent.buf, lent.pos = cs.Buf, cs.Pos }()
+	}
 	b, start := r.bytes()
 	base := len(cs.Buf) - start // arena offset -> Buf offset
 	cs.Buf = append(cs.Buf, b...)
@@ -490,6 +522,11 @@ func (w *Writer) appendLCRows(c *column.LowCardinality, r strRows) bool {
 		return false
 	}
 	keys := (*[]int)(unsafe.Add(p, lcLayout.keys))
+	if cap(*keys) == 0 {
+		lent := w.lend(c.Name() + "\x00keys")
+		*keys = lent.ints[:0]
+		defer func() { lent.ints = *keys }()
+	}
 	values := (*map[any]int)(unsafe.Add(p, lcLayout.values))
 	if *values == nil {
 		*values = map[any]int{}
@@ -558,7 +595,7 @@ func (w *Writer) appendArrRows(a *column.Array, r arrRows) bool {
 	el := r.elems()
 	switch b := a.Base().(type) {
 	case *column.String:
-		appendStrRows(colStr(b), el)
+		appendStrRows(colStr(b), el, w.lend(a.Name()+"\x00elems"))
 	case *column.LowCardinality:
 		if !w.appendLCRows(b, el) {
 			return false
@@ -567,6 +604,11 @@ func (w *Writer) appendArrRows(a *column.Array, r arrRows) bool {
 		return false
 	}
 	u := (*chproto.ColUInt64)(unsafe.Add(offs[0], arrLayout.values))
+	if cap(*u) == 0 {
+		lent := w.lend(a.Name() + "\x00offsets")
+		*u = lent.offs[:0]
+		defer func() { lent.offs = *u }()
+	}
 	*u = slices.Grow(*u, r.hi-r.lo)
 	for _, e := range r.c.rowEnd[r.lo:r.hi] {
 		*u = append(*u, uint64(e-el.lo))
