@@ -103,6 +103,9 @@ func TestAppendColumnEncodesLikeGenericAppend(t *testing.T) {
 				if r, ok := part.(arrRows); ok {
 					plain = r.views()
 				}
+				if r, ok := part.(u16ArrRows); ok {
+					plain = r.views()
+				}
 				if _, err := generic.Append(plain); err != nil {
 					t.Fatalf("%v %s: generic append: %v", sv, sessionColumnNames[i], err)
 				}
@@ -287,5 +290,21 @@ func TestArrayLayout(t *testing.T) {
 		if w.appendArrRows(c.(*column.Array), arrRows{&a, 0, 1}) {
 			t.Fatalf("%s: appendArrRows appended to a column that already has rows", typ)
 		}
+	}
+	if !u16ColOK {
+		t.Fatal("clickhouse-go's column.UInt16 no longer holds a proto.ColUInt16 in field col: Array(UInt16) takes the public AppendRow")
+	}
+	codes := u16ArrCol{elems: []uint16{250, 550, 451, 554}, rowEnd: []int{1, 1, 3, 4}}
+	c, _ := column.Type("Array(UInt16)").Column("s", serverContext)
+	generic, _ := column.Type("Array(UInt16)").Column("s", serverContext)
+	if _, err := generic.Append([][]uint16{{}, {550, 451}, {554}}); err != nil {
+		t.Fatal(err)
+	}
+	w := &Writer{}
+	if !w.appendU16ArrRows(c.(*column.Array), u16ArrRows{&codes, 1, 4}) {
+		t.Fatal("appendU16ArrRows declined an empty Array(UInt16) column")
+	}
+	if c.Rows() != 3 || !bytes.Equal(encodeFull(t, c), encodeFull(t, generic)) {
+		t.Fatalf("Array(UInt16): %d rows, encoded %x, want %x", c.Rows(), encodeFull(t, c), encodeFull(t, generic))
 	}
 }

@@ -35,7 +35,7 @@ type sessionColumns struct {
 	tls                                  []uint8
 	mailFrom                             strCol
 	rcptAddress, rcptOutcome, rcptReply  strArrCol
-	rcptCode                             [][]uint16
+	rcptCode                             u16ArrCol
 	outcome, reason                      strCol
 	smtpCode                             []uint16
 	smtpReply, messageID                 strCol
@@ -53,8 +53,6 @@ type sessionColumns struct {
 	senderDomain strCol
 	clientNet    strCol     // old servers: the network as text
 	clientNet6   [][16]byte // IPv6 servers
-
-	flatU16 []uint16
 }
 
 var sessionColumnNames = []string{
@@ -79,7 +77,7 @@ func (c *sessionColumns) values() []any {
 	return []any{
 		c.sessionID.rows(), c.host.rows(), c.product.rows(), c.sessionKey.rows(), c.startTime, c.endTime, ip,
 		c.clientPTR.rows(), c.helo.rows(), c.authUser.rows(), c.tls, c.mailFrom.rows(), c.rcptAddress.rows(),
-		c.rcptOutcome.rows(), c.rcptCode, c.rcptReply.rows(), c.outcome.rows(), c.reason.rows(), c.smtpCode,
+		c.rcptOutcome.rows(), c.rcptCode.rows(), c.rcptReply.rows(), c.outcome.rows(), c.reason.rows(), c.smtpCode,
 		c.smtpReply.rows(), c.messageID.rows(), c.size, c.delivery.rows(), c.closedBy.rows(), c.permanent,
 		c.flags.rows(), c.eventCount, c.maxSeverity.rows(), c.outcomeVersion, c.firstSource.rows(), c.firstOffset,
 		c.lastSource.rows(), c.lastOffset, c.senderDomain.rows(), net,
@@ -96,9 +94,9 @@ func (c *sessionColumns) reset() {
 		a.reset()
 	}
 	c.startTime, c.endTime, c.clientIP6, c.clientNet6, c.tls = c.startTime[:0], c.endTime[:0], c.clientIP6[:0], c.clientNet6[:0], c.tls[:0]
-	c.rcptCode, c.smtpCode, c.size, c.permanent = c.rcptCode[:0], c.smtpCode[:0], c.size[:0], c.permanent[:0]
+	c.rcptCode.reset()
+	c.smtpCode, c.size, c.permanent = c.smtpCode[:0], c.size[:0], c.permanent[:0]
 	c.eventCount, c.outcomeVersion, c.firstOffset, c.lastOffset = c.eventCount[:0], c.outcomeVersion[:0], c.firstOffset[:0], c.lastOffset[:0]
-	c.flatU16 = c.flatU16[:0]
 }
 
 // strCol is a String column: the values back to back in one arena, and where each ends.
@@ -226,6 +224,51 @@ func (r arrRows) views() [][]string {
 	return c.view
 }
 
+// u16ArrCol is an Array(UInt16) column: every element in one slice, and where each row ends.
+type u16ArrCol struct {
+	elems  []uint16
+	rowEnd []int
+	view   [][]uint16 // scratch for views
+}
+
+func (c *u16ArrCol) reset() {
+	c.elems, c.rowEnd = c.elems[:0], c.rowEnd[:0]
+	clear(c.view)
+	c.view = c.view[:0]
+}
+
+func (c *u16ArrCol) rows() u16ArrRows { return u16ArrRows{c, 0, len(c.rowEnd)} }
+
+// u16ArrRows is rows [lo, hi) of an Array(UInt16) column (see appendArrRows).
+type u16ArrRows struct {
+	c      *u16ArrCol
+	lo, hi int
+}
+
+// elems returns the elements of the rows and the index of the first.
+func (r u16ArrRows) elems() ([]uint16, int) {
+	lo, hi := 0, 0
+	if r.lo > 0 {
+		lo = r.c.rowEnd[r.lo-1]
+	}
+	if r.hi > 0 {
+		hi = r.c.rowEnd[r.hi-1]
+	}
+	return r.c.elems[lo:max(lo, hi)], lo
+}
+
+// views returns one []uint16 per row, valid until the column's next append, reset or views call.
+func (r u16ArrRows) views() [][]uint16 {
+	c := r.c
+	c.view = c.view[:0]
+	_, start := r.elems()
+	for _, e := range c.rowEnd[r.lo:r.hi] {
+		c.view = append(c.view, c.elems[start:e:e])
+		start = e
+	}
+	return c.view
+}
+
 // check converts what needs converting and rejects values the columns cannot hold, before
 // anything is appended, so a bad record leaves the columns untouched.
 func checkSession(s *record.Session, dateTime64 bool) (ip [16]byte, err error) {
@@ -287,7 +330,6 @@ func (c *sessionColumns) appendSession(s *record.Session, ip [16]byte) {
 	c.tls = append(c.tls, b2u(s.TLS))
 	c.mailFrom.add(s.MailFrom)
 
-	n := len(s.Recipients)
 	for i := range s.Recipients {
 		r := &s.Recipients[i]
 		c.rcptAddress.elems.add(r.Address)
@@ -297,12 +339,10 @@ func (c *sessionColumns) appendSession(s *record.Session, ip [16]byte) {
 	c.rcptAddress.endRow()
 	c.rcptOutcome.endRow()
 	c.rcptReply.endRow()
-	u := len(c.flatU16)
 	for i := range s.Recipients {
-		c.flatU16 = append(c.flatU16, uint16(s.Recipients[i].SMTPCode))
+		c.rcptCode.elems = append(c.rcptCode.elems, uint16(s.Recipients[i].SMTPCode))
 	}
-	// Sub-slices stay valid when flatU16 later grows: they keep the old backing array.
-	c.rcptCode = append(c.rcptCode, c.flatU16[u:u+n:u+n])
+	c.rcptCode.rowEnd = append(c.rcptCode.rowEnd, len(c.rcptCode.elems))
 
 	c.outcome.add(string(s.Outcome))
 	c.reason.add(s.Reason)

@@ -162,6 +162,8 @@ func TestBatchDeadLettersAndKeepsTheRest(t *testing.T) {
 				n = len(r.views())
 			} else if r, ok := v.(arrRows); ok {
 				n = len(r.views())
+			} else if r, ok := v.(u16ArrRows); ok {
+				n = len(r.views())
 			} else {
 				n = reflect.ValueOf(v).Len()
 			}

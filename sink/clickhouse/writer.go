@@ -237,6 +237,8 @@ func sliceRows(v any, lo, hi int) (any, error) {
 		return strRows{v.c, v.lo + lo, v.lo + hi}, nil
 	case arrRows:
 		return arrRows{v.c, v.lo + lo, v.lo + hi}, nil
+	case u16ArrRows:
+		return u16ArrRows{v.c, v.lo + lo, v.lo + hi}, nil
 	case []string:
 		return v[lo:hi], nil
 	case [][]string:
@@ -296,6 +298,11 @@ func (w *Writer) appendColumn(col column.Interface, v any) error {
 		return w.appendColumn(col, v.views())
 	case arrRows:
 		if a, ok := col.(*column.Array); ok && w.appendArrRows(a, v) {
+			return nil
+		}
+		return w.appendColumn(col, v.views())
+	case u16ArrRows:
+		if a, ok := col.(*column.Array); ok && w.appendU16ArrRows(a, v) {
 			return nil
 		}
 		return w.appendColumn(col, v.views())
@@ -585,11 +592,8 @@ var arrLayout = func() (l struct {
 // interface per row (an allocation), a type switch per element, and a reserving append of
 // its own (see reserve). It reports false, having changed nothing, when it cannot.
 func (w *Writer) appendArrRows(a *column.Array, r arrRows) bool {
-	if !arrLayout.ok || a.Rows() != 0 {
-		return false
-	}
-	offs := *(*[]unsafe.Pointer)(unsafe.Add(unsafe.Pointer(a), arrLayout.offsets))
-	if len(offs) != 1 {
+	offs := arrOffsets(a)
+	if offs == nil {
 		return false
 	}
 	el := r.elems()
@@ -603,16 +607,57 @@ func (w *Writer) appendArrRows(a *column.Array, r arrRows) bool {
 	default:
 		return false
 	}
-	u := (*chproto.ColUInt64)(unsafe.Add(offs[0], arrLayout.values))
+	w.appendOffsets(a, offs, r.c.rowEnd[r.lo:r.hi], el.lo)
+	return true
+}
+
+// arrOffsets returns the offsets holder of an empty one-level Array column, or nil.
+func arrOffsets(a *column.Array) unsafe.Pointer {
+	if !arrLayout.ok || a.Rows() != 0 {
+		return nil
+	}
+	offs := *(*[]unsafe.Pointer)(unsafe.Add(unsafe.Pointer(a), arrLayout.offsets))
+	if len(offs) != 1 {
+		return nil
+	}
+	return offs[0]
+}
+
+// appendOffsets writes an Array column's row offsets: each row's end in elements, counted
+// from the first row's start (first).
+func (w *Writer) appendOffsets(a *column.Array, offs unsafe.Pointer, rowEnd []int, first int) {
+	u := (*chproto.ColUInt64)(unsafe.Add(offs, arrLayout.values))
 	if cap(*u) == 0 {
 		lent := w.lend(a.Name() + "\x00offsets")
 		*u = lent.offs[:0]
 		defer func() { lent.offs = *u }()
 	}
-	*u = slices.Grow(*u, r.hi-r.lo)
-	for _, e := range r.c.rowEnd[r.lo:r.hi] {
-		*u = append(*u, uint64(e-el.lo))
+	*u = slices.Grow(*u, len(rowEnd))
+	for _, e := range rowEnd {
+		*u = append(*u, uint64(e-first))
 	}
+}
+
+// u16Col is where clickhouse-go's column.UInt16 keeps its ch-go ColUInt16.
+var u16ColOffset, u16ColOK = func() (uintptr, bool) {
+	f, ok := reflect.TypeOf(column.UInt16{}).FieldByName("col")
+	return f.Offset, ok && f.Type == reflect.TypeOf(chproto.ColUInt16{})
+}()
+
+// appendU16ArrRows fills an empty Array(UInt16) column (the recipients' SMTP codes) like
+// appendArrRows: AppendRow boxed each row's slice and each element (an allocation each for
+// values over 255), two allocations per row and recipient. It reports false, having changed
+// nothing, when it cannot.
+func (w *Writer) appendU16ArrRows(a *column.Array, r u16ArrRows) bool {
+	offs := arrOffsets(a)
+	b, ok := a.Base().(*column.UInt16)
+	if offs == nil || !ok || !u16ColOK {
+		return false
+	}
+	els, first := r.elems()
+	u := (*chproto.ColUInt16)(unsafe.Add(unsafe.Pointer(b), u16ColOffset))
+	*u = append(*u, els...)
+	w.appendOffsets(a, offs, r.c.rowEnd[r.lo:r.hi], first)
 	return true
 }
 
