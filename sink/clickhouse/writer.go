@@ -269,8 +269,13 @@ func sliceRows(v any, lo, hi int) (any, error) {
 
 // appendColumn appends a whole column.
 //
-// clickhouse-go's Append of a slice walks Array and LowCardinality columns element by element
-// through reflection, boxing every value into an interface (one allocation each) and, for
+// The sessions table's string and array columns arrive as row ranges of the batch arenas
+// (strRows, arrRows, u16ArrRows) and are copied straight into the storage of clickhouse-go's
+// columns (appendStrRows, appendLCRows, appendArrRows, appendU16ArrRows: fields found by
+// reflection at start-up and type-checked). Everything else, and those too when a field
+// check fails, goes through clickhouse-go's public Append and AppendRow, where:
+// Append of a slice walks Array and LowCardinality columns element by element through
+// reflection, boxing every value into an interface (one allocation each) and, for
 // LowCardinality, hashing it in a map[any]int: measured, that was ~60% of the sink's insert
 // CPU. So arrays go row by row (AppendRow of a slice takes a typed path), and LowCardinality
 // values are handed over as *string, one canonical pointer per distinct value (see
