@@ -76,7 +76,7 @@ func schemaOptions(cfg config.Config) schema.Options {
 
 func connConfig(cfg config.Config) chsink.ConnConfig {
 	c := chsink.ConnConfig{Addrs: cfg.ClickHouse.Addrs, Username: cfg.ClickHouse.Username,
-		Password: cfg.ClickHouse.Password, DialTimeout: cfg.ClickHouse.DialTimeout}
+		Password: cfg.ClickHouse.Password, DialTimeout: cfg.ClickHouse.DialTimeout, Compression: cfg.ClickHouse.Compression}
 	if t := cfg.ClickHouse.TLS; t.Enabled {
 		c.TLS = &chsink.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
 			ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}

@@ -65,6 +65,7 @@ func TestDecodeReportsEveryProblemWithPath(t *testing.T) {
 	cfg.Kafka.Topics.Raw = "bad topic!"
 	cfg.Kafka.SASL.Mechanism = "GSSAPI"
 	cfg.ClickHouse.Addrs = nil
+	cfg.ClickHouse.Compression = "zstd"
 	cfg.HTTP.LogFormat = "xml"
 	vs := cfg.Validate().Error()
 	for _, want := range []string{
@@ -72,6 +73,7 @@ func TestDecodeReportsEveryProblemWithPath(t *testing.T) {
 		`kafka.topics.raw: "bad topic!" is not a valid Kafka topic name`,
 		`kafka.sasl.mechanism: "GSSAPI" is not one of`,
 		`clickhouse.addrs: at least one address is required`,
+		`clickhouse.compression: "zstd" is not none or lz4`,
 		`http.log_format: "xml" is not text or json`,
 	} {
 		if !strings.Contains(vs, want) {

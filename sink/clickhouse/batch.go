@@ -49,14 +49,13 @@ type Batch struct {
 	dead     deadColumns
 	alerts   alertColumns
 
-	// first/last offset per partition, for commits and dedup tokens.
-	first, last map[partKey]int64
-	msgs        int
-	bytes       int
-	opened      time.Time
-	done        [4]bool // tables already inserted (when a later one failed and is retried)
+	msgs   int
+	bytes  int
+	opened time.Time
+	done   [4]bool // tables already inserted (when a later one failed and is retried)
 
 	lex   lexer
+	esc   []byte // the session lexer's unescaped strings, reused per record
 	sess  record.Session
 	event record.Event
 	alert alert.Record
@@ -67,8 +66,13 @@ type Batch struct {
 	// The message behind each sessions and events row, so a row the server rejects can be
 	// dead-lettered as it arrived (see Writer.isolate). Holds two pointers a row, not 33.
 	sessSrc, eventSrc []rowSource
-	parts             []partKey // rowSource.part indexes this
+	// The partitions in the batch (rowSource.part indexes them) with their first and last
+	// offsets, for commits and dedup tokens. lastPart is the index of the previous message's
+	// partition: a run of messages from one partition costs no map lookup.
+	parts             []partKey
+	firstOff, lastOff []int64
 	partIdx           map[partKey]int32
+	lastPart          int32
 }
 
 // rowSource is where a row came from.
@@ -81,8 +85,7 @@ type rowSource struct {
 // NewBatch returns an empty batch for a server with features f. maxField bounds any one
 // string field of a record (longer fields dead-letter the record).
 func NewBatch(f schema.Features, maxField int) *Batch {
-	b := &Batch{f: f, maxField: maxField, first: map[partKey]int64{}, last: map[partKey]int64{}, deadReasons: map[string]int{},
-		partIdx: map[partKey]int32{}}
+	b := &Batch{f: f, maxField: maxField, deadReasons: map[string]int{}, partIdx: map[partKey]int32{}}
 	b.sessions.ipv6 = f.IPv6
 	return b
 }
@@ -93,12 +96,11 @@ func (b *Batch) Reset() {
 	b.events.reset()
 	b.dead.reset()
 	b.alerts.reset()
-	clear(b.first)
-	clear(b.last)
 	clear(b.deadReasons)
 	clear(b.sessSrc)
 	clear(b.eventSrc)
 	b.sessSrc, b.eventSrc, b.parts = b.sessSrc[:0], b.eventSrc[:0], b.parts[:0]
+	b.firstOff, b.lastOff, b.lastPart = b.firstOff[:0], b.lastOff[:0], 0
 	clear(b.partIdx)
 	b.msgs, b.bytes, b.done, b.kindBytes = 0, 0, [4]bool{}, [4]int{}
 	b.opened = time.Time{}
@@ -136,14 +138,21 @@ func (b *Batch) Add(kind Kind, m *Message, now time.Time) {
 	if kind >= KindSessions && kind <= KindAlerts {
 		b.kindBytes[kind-1] += len(m.Value)
 	}
-	pk := partKey{m.Topic, m.Partition}
-	if _, ok := b.first[pk]; !ok {
-		b.first[pk] = m.Offset
-		b.partIdx[pk] = int32(len(b.parts))
-		b.parts = append(b.parts, pk)
+	part := b.lastPart
+	if int(part) >= len(b.parts) || b.parts[part].partition != m.Partition || b.parts[part].topic != m.Topic {
+		pk := partKey{m.Topic, m.Partition}
+		var ok bool
+		if part, ok = b.partIdx[pk]; !ok {
+			part = int32(len(b.parts))
+			b.partIdx[pk] = part
+			b.parts = append(b.parts, pk)
+			b.firstOff = append(b.firstOff, m.Offset)
+			b.lastOff = append(b.lastOff, m.Offset)
+		}
+		b.lastPart = part
 	}
-	b.last[pk] = m.Offset
-	src := rowSource{part: b.partIdx[pk], offset: m.Offset, key: m.Key, value: m.Value}
+	b.lastOff[part] = m.Offset
+	src := rowSource{part: part, offset: m.Offset, key: m.Key, value: m.Value}
 
 	var err error
 	switch kind {
@@ -169,8 +178,15 @@ func (b *Batch) Add(kind Kind, m *Message, now time.Time) {
 }
 
 func (b *Batch) addSession(m *Message) error {
-	b.lex = lexer{s: valueString(m.Value), maxField: b.maxField}
-	if err := decodeSession(&b.lex, &b.sess); err != nil {
+	if b.esc == nil {
+		b.esc = make([]byte, 0, 1024)
+	}
+	// The record's unescaped strings go to b.esc (not an allocation each): appendSession
+	// copies them into the arenas before the next record reuses it.
+	b.lex = lexer{s: valueString(m.Value), maxField: b.maxField, esc: b.esc[:0]}
+	err := decodeSession(&b.lex, &b.sess)
+	b.esc = b.lex.esc
+	if err != nil {
 		return fmt.Errorf("decode session record: %w", err)
 	}
 	ip, err := checkSession(&b.sess, b.f.DateTime64)
@@ -264,11 +280,11 @@ func classify(err error) string {
 // Offsets returns, per topic and partition, the last offset the batch holds (what to commit).
 func (b *Batch) Offsets() map[string]map[int]int64 {
 	out := map[string]map[int]int64{}
-	for k, v := range b.last {
+	for i, k := range b.parts {
 		if out[k.topic] == nil {
 			out[k.topic] = map[int]int64{}
 		}
-		out[k.topic][k.partition] = v
+		out[k.topic][k.partition] = b.lastOff[i]
 	}
 	return out
 }
@@ -276,20 +292,22 @@ func (b *Batch) Offsets() map[string]map[int]int64 {
 // dedupToken names the stream range of the batch for one table, so a retried insert of the
 // same rows is recognised by servers that support insert_deduplication_token.
 func (b *Batch) dedupToken(table string) string {
-	keys := make([]partKey, 0, len(b.first))
-	for k := range b.first {
-		keys = append(keys, k)
+	idx := make([]int, len(b.parts))
+	for i := range idx {
+		idx[i] = i
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].topic != keys[j].topic {
-			return keys[i].topic < keys[j].topic
+	sort.Slice(idx, func(i, j int) bool {
+		ki, kj := b.parts[idx[i]], b.parts[idx[j]]
+		if ki.topic != kj.topic {
+			return ki.topic < kj.topic
 		}
-		return keys[i].partition < keys[j].partition
+		return ki.partition < kj.partition
 	})
 	var sb strings.Builder
 	sb.WriteString(table)
-	for _, k := range keys {
-		fmt.Fprintf(&sb, ";%s/%d:%d-%d", k.topic, k.partition, b.first[k], b.last[k])
+	for _, i := range idx {
+		k := b.parts[i]
+		fmt.Fprintf(&sb, ";%s/%d:%d-%d", k.topic, k.partition, b.firstOff[i], b.lastOff[i])
 	}
 	return sb.String()
 }

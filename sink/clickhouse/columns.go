@@ -35,7 +35,7 @@ type sessionColumns struct {
 	tls                                  []uint8
 	mailFrom                             strCol
 	rcptAddress, rcptOutcome, rcptReply  strArrCol
-	rcptCode                             [][]uint16
+	rcptCode                             u16ArrCol
 	outcome, reason                      strCol
 	smtpCode                             []uint16
 	smtpReply, messageID                 strCol
@@ -53,8 +53,6 @@ type sessionColumns struct {
 	senderDomain strCol
 	clientNet    strCol     // old servers: the network as text
 	clientNet6   [][16]byte // IPv6 servers
-
-	flatU16 []uint16
 }
 
 var sessionColumnNames = []string{
@@ -68,20 +66,21 @@ var sessionColumnNames = []string{
 
 func (c *sessionColumns) len() int { return len(c.startTime) }
 
-// values lists the columns in sessionColumnNames order. String columns are views into the
-// arenas, valid until the batch is next appended to or reset.
+// values lists the columns in sessionColumnNames order. String columns are strRows and
+// Array(String) columns arrRows, row ranges of the arenas, valid until the batch is next
+// appended to or reset.
 func (c *sessionColumns) values() []any {
-	var ip, net any = c.clientIP.views(), c.clientNet.views()
+	var ip, net any = c.clientIP.rows(), c.clientNet.rows()
 	if c.ipv6 {
 		ip, net = c.clientIP6, c.clientNet6
 	}
 	return []any{
-		c.sessionID.views(), c.host.views(), c.product.views(), c.sessionKey.views(), c.startTime, c.endTime, ip,
-		c.clientPTR.views(), c.helo.views(), c.authUser.views(), c.tls, c.mailFrom.views(), c.rcptAddress.views(),
-		c.rcptOutcome.views(), c.rcptCode, c.rcptReply.views(), c.outcome.views(), c.reason.views(), c.smtpCode,
-		c.smtpReply.views(), c.messageID.views(), c.size, c.delivery.views(), c.closedBy.views(), c.permanent,
-		c.flags.views(), c.eventCount, c.maxSeverity.views(), c.outcomeVersion, c.firstSource.views(), c.firstOffset,
-		c.lastSource.views(), c.lastOffset, c.senderDomain.views(), net,
+		c.sessionID.rows(), c.host.rows(), c.product.rows(), c.sessionKey.rows(), c.startTime, c.endTime, ip,
+		c.clientPTR.rows(), c.helo.rows(), c.authUser.rows(), c.tls, c.mailFrom.rows(), c.rcptAddress.rows(),
+		c.rcptOutcome.rows(), c.rcptCode.rows(), c.rcptReply.rows(), c.outcome.rows(), c.reason.rows(), c.smtpCode,
+		c.smtpReply.rows(), c.messageID.rows(), c.size, c.delivery.rows(), c.closedBy.rows(), c.permanent,
+		c.flags.rows(), c.eventCount, c.maxSeverity.rows(), c.outcomeVersion, c.firstSource.rows(), c.firstOffset,
+		c.lastSource.rows(), c.lastOffset, c.senderDomain.rows(), net,
 	}
 }
 
@@ -95,9 +94,9 @@ func (c *sessionColumns) reset() {
 		a.reset()
 	}
 	c.startTime, c.endTime, c.clientIP6, c.clientNet6, c.tls = c.startTime[:0], c.endTime[:0], c.clientIP6[:0], c.clientNet6[:0], c.tls[:0]
-	c.rcptCode, c.smtpCode, c.size, c.permanent = c.rcptCode[:0], c.smtpCode[:0], c.size[:0], c.permanent[:0]
+	c.rcptCode.reset()
+	c.smtpCode, c.size, c.permanent = c.smtpCode[:0], c.size[:0], c.permanent[:0]
 	c.eventCount, c.outcomeVersion, c.firstOffset, c.lastOffset = c.eventCount[:0], c.outcomeVersion[:0], c.firstOffset[:0], c.lastOffset[:0]
-	c.flatU16 = c.flatU16[:0]
 }
 
 // strCol is a String column: the values back to back in one arena, and where each ends.
@@ -122,10 +121,40 @@ func (c *strCol) reset() {
 
 // views returns the values as strings pointing into the arena (no copy), valid until the next
 // add or reset.
-func (c *strCol) views() []string {
+func (c *strCol) views() []string { return c.rows().views() }
+
+// strRows is rows [lo, hi) of a String arena column, as values() hands it to the writer: a
+// String column is copied from the arena in one piece (see appendStrRows), other columns
+// get views.
+type strRows struct {
+	c      *strCol
+	lo, hi int
+}
+
+func (c *strCol) rows() strRows { return strRows{c, 0, c.len()} }
+
+// bytes returns the arena bytes of the rows and the arena offset they start at.
+func (r strRows) bytes() ([]byte, int) {
+	start, end := 0, 0
+	if r.lo > 0 {
+		start = r.c.end[r.lo-1]
+	}
+	if r.hi > 0 {
+		end = r.c.end[r.hi-1]
+	}
+	if end < start { // no rows
+		end = start
+	}
+	return r.c.buf[start:end], start
+}
+
+// views returns the rows as strings pointing into the arena (no copy), valid until the
+// column's next add, reset or views call.
+func (r strRows) views() []string {
+	c := r.c
 	c.view = c.view[:0]
-	start := 0
-	for _, e := range c.end {
+	_, start := r.bytes()
+	for _, e := range c.end[r.lo:r.hi] {
 		c.view = append(c.view, arenaString(c.buf, start, e))
 		start = e
 	}
@@ -143,7 +172,7 @@ func arenaString(buf []byte, start, end int) string {
 type strArrCol struct {
 	elems  strCol
 	rowEnd []int
-	rows   [][]string // scratch for views
+	view   [][]string // scratch for views
 }
 
 // endRow closes the row holding the elements added since the previous endRow.
@@ -152,20 +181,92 @@ func (c *strArrCol) endRow() { c.rowEnd = append(c.rowEnd, c.elems.len()) }
 func (c *strArrCol) reset() {
 	c.elems.reset()
 	c.rowEnd = c.rowEnd[:0]
-	clear(c.rows)
-	c.rows = c.rows[:0]
+	clear(c.view)
+	c.view = c.view[:0]
 }
 
 // views returns one []string per row, pointing into the arena, valid until the next add or reset.
-func (c *strArrCol) views() [][]string {
-	flat := c.elems.views()
-	c.rows = c.rows[:0]
-	start := 0
-	for _, e := range c.rowEnd {
-		c.rows = append(c.rows, flat[start:e:e])
+func (c *strArrCol) views() [][]string { return c.rows().views() }
+
+// arrRows is rows [lo, hi) of an Array(String) arena column, as values() hands it to the writer
+// (see appendArrRows).
+type arrRows struct {
+	c      *strArrCol
+	lo, hi int
+}
+
+func (c *strArrCol) rows() arrRows { return arrRows{c, 0, len(c.rowEnd)} }
+
+// elems returns the elements of the rows.
+func (r arrRows) elems() strRows {
+	lo, hi := 0, 0
+	if r.lo > 0 {
+		lo = r.c.rowEnd[r.lo-1]
+	}
+	if r.hi > 0 {
+		hi = r.c.rowEnd[r.hi-1]
+	}
+	return strRows{&r.c.elems, lo, max(lo, hi)}
+}
+
+// views returns one []string per row, pointing into the arena, valid until the column's next
+// add, reset or views call.
+func (r arrRows) views() [][]string {
+	el := r.elems()
+	flat := el.views()
+	c := r.c
+	c.view = c.view[:0]
+	start := el.lo
+	for _, e := range c.rowEnd[r.lo:r.hi] {
+		c.view = append(c.view, flat[start-el.lo:e-el.lo:e-el.lo])
 		start = e
 	}
-	return c.rows
+	return c.view
+}
+
+// u16ArrCol is an Array(UInt16) column: every element in one slice, and where each row ends.
+type u16ArrCol struct {
+	elems  []uint16
+	rowEnd []int
+	view   [][]uint16 // scratch for views
+}
+
+func (c *u16ArrCol) reset() {
+	c.elems, c.rowEnd = c.elems[:0], c.rowEnd[:0]
+	clear(c.view)
+	c.view = c.view[:0]
+}
+
+func (c *u16ArrCol) rows() u16ArrRows { return u16ArrRows{c, 0, len(c.rowEnd)} }
+
+// u16ArrRows is rows [lo, hi) of an Array(UInt16) column (see appendArrRows).
+type u16ArrRows struct {
+	c      *u16ArrCol
+	lo, hi int
+}
+
+// elems returns the elements of the rows and the index of the first.
+func (r u16ArrRows) elems() ([]uint16, int) {
+	lo, hi := 0, 0
+	if r.lo > 0 {
+		lo = r.c.rowEnd[r.lo-1]
+	}
+	if r.hi > 0 {
+		hi = r.c.rowEnd[r.hi-1]
+	}
+	return r.c.elems[lo:max(lo, hi)], lo
+}
+
+// views returns one []uint16 per row, valid until the column's next append, reset or views call.
+func (r u16ArrRows) views() [][]uint16 {
+	c := r.c
+	c.view = c.view[:0]
+	_, start := r.elems()
+	for _, e := range c.rowEnd[r.lo:r.hi] {
+		c.view = append(c.view, c.elems[start:e:e])
+		start = e
+	}
+	return c.view
 }
 
 // check converts what needs converting and rejects values the columns cannot hold, before
@@ -229,7 +330,6 @@ func (c *sessionColumns) appendSession(s *record.Session, ip [16]byte) {
 	c.tls = append(c.tls, b2u(s.TLS))
 	c.mailFrom.add(s.MailFrom)
 
-	n := len(s.Recipients)
 	for i := range s.Recipients {
 		r := &s.Recipients[i]
 		c.rcptAddress.elems.add(r.Address)
@@ -239,12 +339,10 @@ func (c *sessionColumns) appendSession(s *record.Session, ip [16]byte) {
 	c.rcptAddress.endRow()
 	c.rcptOutcome.endRow()
 	c.rcptReply.endRow()
-	u := len(c.flatU16)
 	for i := range s.Recipients {
-		c.flatU16 = append(c.flatU16, uint16(s.Recipients[i].SMTPCode))
+		c.rcptCode.elems = append(c.rcptCode.elems, uint16(s.Recipients[i].SMTPCode))
 	}
-	// Sub-slices stay valid when flatU16 later grows: they keep the old backing array.
-	c.rcptCode = append(c.rcptCode, c.flatU16[u:u+n:u+n])
+	c.rcptCode.rowEnd = append(c.rcptCode.rowEnd, len(c.rcptCode.elems))
 
 	c.outcome.add(string(s.Outcome))
 	c.reason.add(s.Reason)

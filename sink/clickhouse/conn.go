@@ -20,6 +20,9 @@ type ConnConfig struct {
 	Password    string
 	DialTimeout time.Duration
 	TLS         *TLSConfig // nil: plain TCP
+	// Compression of the data blocks sent: "none" (or empty) or "lz4" (clickhouse-go's LZ4,
+	// which the server understands on every version).
+	Compression string
 }
 
 // TLSConfig is the client side of TLS.
@@ -39,6 +42,13 @@ func Open(ctx context.Context, c ConnConfig) (driver.Conn, error) {
 		MaxOpenConns:     4,
 		MaxIdleConns:     2,
 		ReadTimeout:      5 * time.Minute,
+	}
+	switch c.Compression {
+	case "", "none":
+	case "lz4":
+		opts.Compression = &ch.Compression{Method: ch.CompressionLZ4}
+	default:
+		return nil, fmt.Errorf("clickhouse compression %q: want none or lz4", c.Compression)
 	}
 	if c.TLS != nil {
 		tc, err := c.TLS.build()

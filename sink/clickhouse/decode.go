@@ -27,9 +27,21 @@ type lexer struct {
 	s        string
 	i        int
 	maxField int // longest string value accepted, in bytes
+	// esc, when not nil, holds unescaped strings instead of an allocation each: they are valid
+	// only until the lexer's owner reuses it (resetting esc to esc[:0]), so only for records
+	// whose strings are copied before the next decode (sessions, into the column arenas).
+	esc []byte
 }
 
+// ws skips whitespace. The encoder writes none, so the common case is one inlined compare.
 func (l *lexer) ws() {
+	if l.i < len(l.s) && l.s[l.i] > ' ' {
+		return
+	}
+	l.wsSlow()
+}
+
+func (l *lexer) wsSlow() {
 	for l.i < len(l.s) {
 		switch l.s[l.i] {
 		case ' ', '\t', '\n', '\r':
@@ -104,12 +116,74 @@ func (l *lexer) elem(first bool) (bool, error) {
 	return true, nil
 }
 
+// fieldSet is the keys of one record type in the order its encoder writes them, so the decoder
+// can check the next expected key with one compare of its `"key":` token instead of scanning
+// the key and matching it against every name (key handling was a third of the decoder's CPU).
+// Other orders, whitespace and escaped keys take the general path.
+type fieldSet struct {
+	names  []string
+	tokens []string
+}
+
+func newFieldSet(names ...string) *fieldSet {
+	fs := &fieldSet{names: names}
+	for _, n := range names {
+		fs.tokens = append(fs.tokens, `"`+n+`":`)
+	}
+	return fs
+}
+
+func (fs *fieldSet) lookup(k string) int {
+	for i, n := range fs.names {
+		if n == k {
+			return i
+		}
+	}
+	return -1
+}
+
+// field reads the next key of an object of fs: its index in fs (-1 for a key fs does not
+// know), the key, and more=false at the closing brace. first says whether this is the first
+// key (no comma before it); *next is the index expected next, updated for the following call.
+func (l *lexer) field(first bool, fs *fieldSet, next *int) (id int, k string, more bool, err error) {
+	l.ws()
+	if l.i < len(l.s) && l.s[l.i] == '}' {
+		l.i++
+		return -1, "", false, nil
+	}
+	if !first {
+		if l.i < len(l.s) && l.s[l.i] == ',' {
+			l.i++
+			l.ws()
+		} else if err := l.expect(','); err != nil {
+			return -1, "", false, err
+		}
+	}
+	if n := *next; n < len(fs.tokens) && len(l.s)-l.i >= len(fs.tokens[n]) && l.s[l.i:l.i+len(fs.tokens[n])] == fs.tokens[n] {
+		l.i += len(fs.tokens[n])
+		*next = n + 1
+		return n, fs.names[n], true, nil
+	}
+	if k, err = l.str(); err != nil {
+		return -1, "", false, err
+	}
+	if err := l.expect(':'); err != nil {
+		return -1, "", false, err
+	}
+	id = fs.lookup(k)
+	if id >= 0 {
+		*next = id + 1
+	}
+	return id, k, true, nil
+}
+
 // str reads a JSON string (or null, as "").
 func (l *lexer) str() (string, error) {
-	if l.null() {
-		return "", nil
-	}
+	l.ws()
 	if l.i >= len(l.s) || l.s[l.i] != '"' {
+		if l.null() {
+			return "", nil
+		}
 		return "", l.wrongType("string")
 	}
 	start := l.i + 1
@@ -161,16 +235,27 @@ func special8(w uint64) bool {
 }
 
 func (l *lexer) unescape(start int) (string, error) {
-	b := make([]byte, 0, 64)
+	var b []byte
+	mark := len(l.esc)
+	if l.esc != nil {
+		b = l.esc
+	} else {
+		b = make([]byte, 0, 64)
+	}
 	j := start
 	for j < len(l.s) {
 		c := l.s[j]
 		switch {
 		case c == '"':
-			if len(b) > l.maxField {
-				return "", l.errorf("string of %d bytes exceeds the %d-byte field limit: %w", len(b), l.maxField, errTooLarge)
+			if len(b)-mark > l.maxField {
+				return "", l.errorf("string of %d bytes exceeds the %d-byte field limit: %w", len(b)-mark, l.maxField, errTooLarge)
 			}
 			l.i = j + 1
+			if l.esc != nil {
+				// A later append may move esc; this string keeps the old array alive.
+				l.esc = b
+				return arenaString(b, mark, len(b)), nil
+			}
 			return string(b), nil
 		case c < 0x20:
 			l.i = j
@@ -262,11 +347,14 @@ func (l *lexer) int() (int64, error) {
 	l.ws()
 	start := l.i
 	j := l.i
-	if j < len(l.s) && l.s[j] == '-' {
+	neg := j < len(l.s) && l.s[j] == '-'
+	if neg {
 		j++
 	}
 	digits := j
+	var n uint64
 	for j < len(l.s) && l.s[j] >= '0' && l.s[j] <= '9' {
+		n = n*10 + uint64(l.s[j]-'0') // wraps past 19 digits: strconv decides those below
 		j++
 	}
 	if j == digits {
@@ -275,12 +363,19 @@ func (l *lexer) int() (int64, error) {
 	if j < len(l.s) && (l.s[j] == '.' || l.s[j] == 'e' || l.s[j] == 'E') {
 		return 0, l.wrongType("integer")
 	}
-	n, err := strconv.ParseInt(l.s[start:j], 10, 64)
-	if err != nil {
-		return 0, l.errorf("integer %s: %w", l.s[start:j], errWrongType)
+	if j-digits > 18 { // may overflow int64: let strconv say
+		v, err := strconv.ParseInt(l.s[start:j], 10, 64)
+		if err != nil {
+			return 0, l.errorf("integer %s: %w", l.s[start:j], errWrongType)
+		}
+		l.i = j
+		return v, nil
 	}
 	l.i = j
-	return n, nil
+	if neg {
+		return -int64(n), nil
+	}
+	return int64(n), nil
 }
 
 func (l *lexer) bool() (bool, error) {
@@ -304,11 +399,83 @@ func (l *lexer) time() (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
+	if t, ok := parseUTC(s); ok {
+		return t, nil
+	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("time %q: %w", s, errWrongType)
 	}
 	return t, nil
+}
+
+// parseUTC parses the form the encoder writes, RFC 3339 in UTC with an optional fraction of
+// one to nine digits ("2026-11-23T18:42:40.123Z"), to the same value time.Parse returns. It
+// reports false for anything else, valid or not, which time.Parse then decides: time.Parse
+// was a tenth of the decoder's CPU.
+func parseUTC(s string) (time.Time, bool) {
+	if len(s) < 20 || s[len(s)-1] != 'Z' || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) (int, bool) {
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 2)
+	day, ok3 := num(8, 2)
+	hour, ok4 := num(11, 2)
+	minute, ok5 := num(14, 2)
+	sec, ok6 := num(17, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || year < 1 || month < 1 || month > 12 || day < 1 ||
+		day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	if frac := s[19 : len(s)-1]; frac != "" {
+		if len(frac) < 2 || len(frac) > 10 || frac[0] != '.' {
+			return time.Time{}, false
+		}
+		v, ok := num(20, len(frac)-1)
+		if !ok {
+			return time.Time{}, false
+		}
+		for k := len(frac) - 1; k < 9; k++ {
+			v *= 10
+		}
+		nsec = v
+	}
+	// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+	y := year
+	if month <= 2 {
+		y--
+	}
+	era := y / 400 // y >= 0 here
+	yoe := y - era*400
+	mp := (month + 9) % 12
+	doy := (153*mp+2)/5 + day - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	days := int64(era)*146097 + int64(doe) - 719468
+	return time.Unix(days*86400+int64(hour*3600+minute*60+sec), int64(nsec)).UTC(), true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // skip consumes any JSON value (for keys this version does not know).
@@ -381,6 +548,8 @@ func (l *lexer) end() error {
 	return nil
 }
 
+var posFields = newFieldSet("source", "offset")
+
 func (l *lexer) pos(p *record.Position) error {
 	*p = record.Position{}
 	if l.null() {
@@ -389,15 +558,16 @@ func (l *lexer) pos(p *record.Position) error {
 	if err := l.expect('{'); err != nil {
 		return err
 	}
+	next := 0
 	for first := true; ; first = false {
-		k, more, err := l.key(first)
+		id, k, more, err := l.field(first, posFields, &next)
 		if err != nil || !more {
 			return err
 		}
-		switch k {
-		case "source":
+		switch id {
+		case 0:
 			p.Source, err = l.str()
-		case "offset":
+		case 1:
 			p.Offset, err = l.int()
 		default:
 			err = l.skip(1)
@@ -408,6 +578,43 @@ func (l *lexer) pos(p *record.Position) error {
 	}
 }
 
+// The session record's keys, in record.Session.AppendJSON's order.
+const (
+	sfSessionID = iota
+	sfHost
+	sfProduct
+	sfSessionKey
+	sfStartTime
+	sfEndTime
+	sfClientIP
+	sfClientPTR
+	sfHELO
+	sfAuthUser
+	sfTLS
+	sfMailFrom
+	sfRecipients
+	sfOutcome
+	sfReason
+	sfSMTPCode
+	sfSMTPReply
+	sfMessageID
+	sfSize
+	sfDelivery
+	sfClosedBy
+	sfPermanent
+	sfFlags
+	sfEventCount
+	sfMaxSeverity
+	sfOutcomeVersion
+	sfFirstPos
+	sfLastPos
+)
+
+var sessionFields = newFieldSet("session_id", "host", "product", "session_key", "start_time", "end_time",
+	"client_ip", "client_ptr", "helo", "auth_user", "tls", "mail_from", "recipients", "outcome", "reason",
+	"smtp_code", "smtp_reply", "message_id", "size", "delivery", "closed_by", "permanent", "flags",
+	"event_count", "max_severity", "outcome_version", "first_pos", "last_pos")
+
 // decodeSession decodes one session record into s, reusing s.Recipients and s.Flags.
 func decodeSession(l *lexer, s *record.Session) error {
 	rcpts, flags := s.Recipients[:0], s.Flags[:0]
@@ -417,8 +624,9 @@ func decodeSession(l *lexer, s *record.Session) error {
 	}
 	var n int64
 	var seenID, seenStart bool
+	next := 0
 	for first := true; ; first = false {
-		k, more, err := l.key(first)
+		id, k, more, err := l.field(first, sessionFields, &next)
 		if err != nil {
 			return err
 		}
@@ -426,70 +634,70 @@ func decodeSession(l *lexer, s *record.Session) error {
 			break
 		}
 		var str string
-		switch k {
-		case "session_id":
+		switch id {
+		case sfSessionID:
 			s.SessionID, err = l.str()
 			seenID = true
-		case "host":
+		case sfHost:
 			s.Host, err = l.str()
-		case "product":
+		case sfProduct:
 			s.Product, err = l.str()
-		case "session_key":
+		case sfSessionKey:
 			s.SessionKey, err = l.str()
-		case "start_time":
+		case sfStartTime:
 			s.StartTime, err = l.time()
 			seenStart = true
-		case "end_time":
+		case sfEndTime:
 			s.EndTime, err = l.time()
-		case "client_ip":
+		case sfClientIP:
 			s.ClientIP, err = l.str()
-		case "client_ptr":
+		case sfClientPTR:
 			s.ClientPTR, err = l.str()
-		case "helo":
+		case sfHELO:
 			s.HELO, err = l.str()
-		case "auth_user":
+		case sfAuthUser:
 			s.AuthUser, err = l.str()
-		case "tls":
+		case sfTLS:
 			s.TLS, err = l.bool()
-		case "mail_from":
+		case sfMailFrom:
 			s.MailFrom, err = l.str()
-		case "recipients":
+		case sfRecipients:
 			rcpts, err = decodeRecipients(l, rcpts)
-		case "outcome":
+		case sfOutcome:
 			str, err = l.str()
 			s.Outcome = record.Outcome(str)
-		case "reason":
+		case sfReason:
 			s.Reason, err = l.str()
-		case "smtp_code":
+		case sfSMTPCode:
 			n, err = l.int()
 			s.SMTPCode = int(n)
-		case "smtp_reply":
+		case sfSMTPReply:
 			s.SMTPReply, err = l.str()
-		case "message_id":
+		case sfMessageID:
 			s.MessageID, err = l.str()
-		case "size":
+		case sfSize:
 			s.Size, err = l.int()
-		case "delivery":
+		case sfDelivery:
 			str, err = l.str()
 			s.Delivery = record.Delivery(str)
-		case "closed_by":
+		case sfClosedBy:
 			str, err = l.str()
 			s.ClosedBy = record.ClosedBy(str)
-		case "permanent":
+		case sfPermanent:
 			s.Permanent, err = l.bool()
-		case "flags":
+		case sfFlags:
 			flags, err = decodeStrings(l, flags)
-		case "event_count":
+		case sfEventCount:
 			n, err = l.int()
 			s.EventCount = int(n)
-		case "max_severity":
+		case sfMaxSeverity:
 			s.MaxSeverity, err = l.str()
-		case "outcome_version":
+		case sfOutcomeVersion:
 			n, err = l.int()
 			s.OutcomeVersion = int(n)
-		case "first_pos":
+		case sfFirstPos:
 			err = l.pos(&s.FirstPos)
-		case "last_pos":
+		case sfLastPos:
 			err = l.pos(&s.LastPos)
 		default:
 			err = l.skip(1)
@@ -511,6 +719,8 @@ func decodeSession(l *lexer, s *record.Session) error {
 	return nil
 }
 
+var recipientFields = newFieldSet("address", "outcome", "smtp_code", "reply")
+
 func decodeRecipients(l *lexer, dst []record.Recipient) ([]record.Recipient, error) {
 	if l.null() {
 		return dst, nil
@@ -527,8 +737,9 @@ func decodeRecipients(l *lexer, dst []record.Recipient) ([]record.Recipient, err
 		if err := l.expect('{'); err != nil {
 			return dst, err
 		}
+		next := 0
 		for kfirst := true; ; kfirst = false {
-			k, more, err := l.key(kfirst)
+			id, k, more, err := l.field(kfirst, recipientFields, &next)
 			if err != nil {
 				return dst, err
 			}
@@ -537,16 +748,16 @@ func decodeRecipients(l *lexer, dst []record.Recipient) ([]record.Recipient, err
 			}
 			var str string
 			var n int64
-			switch k {
-			case "address":
+			switch id {
+			case 0:
 				r.Address, err = l.str()
-			case "outcome":
+			case 1:
 				str, err = l.str()
 				r.Outcome = record.Outcome(str)
-			case "smtp_code":
+			case 2:
 				n, err = l.int()
 				r.SMTPCode = int(n)
-			case "reply":
+			case 3:
 				r.Reply, err = l.str()
 			default:
 				err = l.skip(2)
@@ -579,6 +790,9 @@ func decodeStrings(l *lexer, dst []string) ([]string, error) {
 	}
 }
 
+var eventFields = newFieldSet("time", "host", "product", "dialect", "code", "name", "severity",
+	"raw_severity", "session_id", "client_ip", "raw", "pos")
+
 // decodeEvent decodes one notable-event record into e.
 func decodeEvent(l *lexer, e *record.Event) error {
 	*e = record.Event{}
@@ -586,39 +800,40 @@ func decodeEvent(l *lexer, e *record.Event) error {
 		return err
 	}
 	var seenTime bool
+	next := 0
 	for first := true; ; first = false {
-		k, more, err := l.key(first)
+		id, k, more, err := l.field(first, eventFields, &next)
 		if err != nil {
 			return err
 		}
 		if !more {
 			break
 		}
-		switch k {
-		case "time":
+		switch id {
+		case 0:
 			e.Time, err = l.time()
 			seenTime = true
-		case "host":
+		case 1:
 			e.Host, err = l.str()
-		case "product":
+		case 2:
 			e.Product, err = l.str()
-		case "dialect":
+		case 3:
 			e.Dialect, err = l.str()
-		case "code":
+		case 4:
 			e.Code, err = l.str()
-		case "name":
+		case 5:
 			e.Name, err = l.str()
-		case "severity":
+		case 6:
 			e.Severity, err = l.str()
-		case "raw_severity":
+		case 7:
 			e.RawSeverity, err = l.str()
-		case "session_id":
+		case 8:
 			e.SessionID, err = l.str()
-		case "client_ip":
+		case 9:
 			e.ClientIP, err = l.str()
-		case "raw":
+		case 10:
 			e.Raw, err = l.str()
-		case "pos":
+		case 11:
 			err = l.pos(&e.Pos)
 		default:
 			err = l.skip(1)

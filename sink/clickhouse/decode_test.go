@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -156,7 +157,17 @@ func TestBatchDeadLettersAndKeepsTheRest(t *testing.T) {
 			t.Fatalf("recipients of row 9: %v want %v", got[9], addrs(ss[9]))
 		}
 		for _, v := range b.sessions.values() {
-			if n := reflect.ValueOf(v).Len(); n != 10 {
+			n := 0
+			if r, ok := v.(strRows); ok {
+				n = len(r.views())
+			} else if r, ok := v.(arrRows); ok {
+				n = len(r.views())
+			} else if r, ok := v.(u16ArrRows); ok {
+				n = len(r.views())
+			} else {
+				n = reflect.ValueOf(v).Len()
+			}
+			if n != 10 {
 				t.Fatalf("a column has %d rows, want 10", n)
 			}
 		}
@@ -223,14 +234,30 @@ func TestSessionColumnsReadBack(t *testing.T) {
 			t.Fatalf("no column %q", name)
 			return nil
 		}
-		ids, ptrs, reasons := col("session_id").([]string), col("client_ptr").([]string), col("reason").([]string)
-		rcpts, flags, ips := col("rcpt_address").([][]string), col("flags").([][]string), col("client_ip").([]string)
+		str := func(name string) []string { return col(name).(strRows).views() } // one scratch per column
+		ids, ptrs, reasons := str("session_id"), str("client_ptr"), str("reason")
+		arr := func(name string) [][]string { return col(name).(arrRows).views() }
+		rcpts, flags, ips := arr("rcpt_address"), arr("flags"), str("client_ip")
 		if len(ids) != len(ss) || len(rcpts) != len(ss) || len(flags) != len(ss) {
 			t.Fatalf("round %d: %d ids, %d recipient rows, %d flag rows for %d records", round, len(ids), len(rcpts), len(flags), len(ss))
 		}
-		var emptyPtr, noFlags int
+		// Escaped values ("quoted", tabs, <brackets> as \u003c) are unescaped into a scratch buffer
+		// the next record reuses: every one must have been copied out intact.
+		replies, rcptReplies := str("smtp_reply"), arr("rcpt_reply")
+		var emptyPtr, noFlags, escaped int
 		for i := range ss {
 			s := &ss[i]
+			if replies[i] != s.SMTPReply {
+				t.Fatalf("round %d row %d: smtp_reply %q, want %q", round, i, replies[i], s.SMTPReply)
+			}
+			for j := range s.Recipients {
+				if rcptReplies[i][j] != s.Recipients[j].Reply {
+					t.Fatalf("round %d row %d: recipient %d reply %q, want %q", round, i, j, rcptReplies[i][j], s.Recipients[j].Reply)
+				}
+			}
+			if strings.ContainsAny(s.SMTPReply, "\"<\t") {
+				escaped++
+			}
 			if ids[i] != s.SessionID || ptrs[i] != s.ClientPTR || reasons[i] != s.Reason || ips[i] != s.ClientIP {
 				t.Fatalf("round %d row %d: %q %q %q %q, want %q %q %q %q", round, i, ids[i], ptrs[i], reasons[i], ips[i],
 					s.SessionID, s.ClientPTR, s.Reason, s.ClientIP)
@@ -248,8 +275,9 @@ func TestSessionColumnsReadBack(t *testing.T) {
 				noFlags++
 			}
 		}
-		if emptyPtr == 0 || noFlags == 0 {
-			t.Fatalf("generator gave no empty values to check (%d empty PTRs, %d rows without flags)", emptyPtr, noFlags)
+		if emptyPtr == 0 || noFlags == 0 || escaped == 0 {
+			t.Fatalf("generator gave no empty or escaped values to check (%d empty PTRs, %d rows without flags, %d escaped replies)",
+				emptyPtr, noFlags, escaped)
 		}
 		b.Reset()
 	}
@@ -268,6 +296,98 @@ func TestSpecial8(t *testing.T) {
 					t.Fatalf("fill %#x byte %#x at %d: special8 = %v, want %v", fill, c, p, got, want)
 				}
 			}
+		}
+	}
+}
+
+// parseUTC takes the encoder's form only, and gives exactly what time.Parse gives for it.
+func TestParseUTCMatchesTimeParse(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		fast bool
+	}{
+		{"2026-11-23T18:42:40Z", true},
+		{"2026-11-23T18:42:40.1Z", true},
+		{"2026-11-23T18:42:40.123456789Z", true},
+		{"2024-02-29T23:59:59.5Z", true},
+		{"2000-02-29T00:00:00Z", true},
+		{"1970-01-01T00:00:00Z", true},
+		{"0001-01-01T00:00:01Z", true},
+		{"1969-12-31T23:59:59.999Z", true},
+		{"9999-12-31T23:59:59Z", true},
+		{"2023-02-29T00:00:00Z", false},            // not a leap year
+		{"1900-02-29T00:00:00Z", false},            // nor this
+		{"2026-04-31T00:00:00Z", false},            // April has 30 days
+		{"2026-13-01T00:00:00Z", false},            // month
+		{"2026-11-23T24:00:00Z", false},            // hour
+		{"2026-11-23T18:60:00Z", false},            // minute
+		{"2026-11-23T18:42:60Z", false},            // leap second
+		{"2026-11-23T18:42:40.Z", false},           // empty fraction
+		{"2026-11-23T18:42:40.1234567891Z", false}, // ten digits: time.Parse decides
+		{"2026-11-23T18:42:40+01:00", false},       // offsets: time.Parse
+		{"2026-11-23t18:42:40Z", false},
+		{"2026-11-23T18:42:4xZ", false},
+		{"0000-01-01T00:00:00Z", false},
+	} {
+		got, ok := parseUTC(tc.in)
+		if ok != tc.fast {
+			t.Errorf("parseUTC(%q) ok = %v, want %v", tc.in, ok, tc.fast)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		want, err := time.Parse(time.RFC3339Nano, tc.in)
+		if err != nil {
+			t.Errorf("parseUTC(%q) accepted what time.Parse rejects: %v", tc.in, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("parseUTC(%q) = %v, time.Parse %v", tc.in, got, want)
+		}
+	}
+}
+
+func FuzzParseUTC(f *testing.F) {
+	for _, s := range []string{"2026-11-23T18:42:40Z", "2026-11-23T18:42:40.123Z", "2024-02-29T23:59:59.999999999Z", "1999-12-31T00:00:00+02:00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got, ok := parseUTC(in)
+		if !ok {
+			return
+		}
+		want, err := time.Parse(time.RFC3339Nano, in)
+		if err != nil {
+			t.Fatalf("parseUTC(%q) = %v, time.Parse rejects it: %v", in, got, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseUTC(%q) = %v, time.Parse %v", in, got, want)
+		}
+	})
+}
+
+// Several escaped strings in one record, and in the next, share the batch's unescape buffer:
+// each must reach the columns as it was written.
+func TestBatchCopiesEscapedStrings(t *testing.T) {
+	b := NewBatch(schema.FeaturesFor(schema.ServerVersion{Major: 18, Minor: 16}), 1<<10)
+	var want []record.Session
+	for i := 0; i < 50; i++ {
+		s := genSessions(uint64(30+i), 1)[0]
+		s.HELO = fmt.Sprintf("<helo %d> \"x\"", i)
+		s.MailFrom = fmt.Sprintf("a%d\t<b@example.org>", i)
+		s.SMTPReply = strings.Repeat("\\", i%5) + "&reply"
+		s.Flags = []string{"<f1>", fmt.Sprintf("f\"%d", i)}
+		want = append(want, s)
+		b.Add(KindSessions, &Message{Topic: "s", Offset: int64(i), Value: s.AppendJSON(nil)}, time.Now())
+	}
+	if _, _, d := b.Rows(); d != 0 {
+		t.Fatalf("%d records dead-lettered", d)
+	}
+	helo, from, reply, flags := b.sessions.helo.views(), b.sessions.mailFrom.views(), b.sessions.smtpReply.views(), b.sessions.flags.views()
+	for i, s := range want {
+		if helo[i] != s.HELO || from[i] != s.MailFrom || reply[i] != s.SMTPReply || !reflect.DeepEqual(flags[i], s.Flags) {
+			t.Fatalf("row %d: %q %q %q %q, want %q %q %q %q", i, helo[i], from[i], reply[i], flags[i], s.HELO, s.MailFrom, s.SMTPReply, s.Flags)
 		}
 	}
 }

@@ -7,11 +7,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 	"unsafe"
 
+	chproto "github.com/ClickHouse/ch-go/proto"
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -31,22 +34,25 @@ type Writer struct {
 	retryInitial time.Duration
 	retryMax     time.Duration
 	sleep        func(context.Context, time.Duration) error
-	boxed        map[string]any // see box; used only by the goroutine that calls Write
-	zeros        []byte         // see reserve; never written
-	fill         []string       // see reserve; empty strings but the first during a call
-	isolateMax   int            // maxIsolateInserts; tests lower it
+	canon        map[string]*string  // see canonical; used only by the goroutine that calls Write
+	ptrs         []*string           // scratch for one array row, see appendColumn
+	dict         map[string]int      // scratch for appendLCRows
+	lent         map[string]*colBufs // see lend
+	zeros        []byte              // see reserve; never written
+	fill         []string            // see reserve; empty strings but the first during a call
+	isolateMax   int                 // maxIsolateInserts; tests lower it
 }
 
 // NewWriter returns a writer into database db on conn.
 func NewWriter(conn driver.Conn, db string, f schema.Features, m *Metrics, retryInitial, retryMax time.Duration) *Writer {
 	return &Writer{conn: conn, db: db, f: f, m: m, retryInitial: retryInitial, retryMax: retryMax, sleep: sleepCtx,
-		boxed: map[string]any{}, isolateMax: maxIsolateInserts}
+		canon: map[string]*string{}, isolateMax: maxIsolateInserts}
 }
 
 // clone returns a writer like w with its own scratch state, for a concurrent insert.
 func (w *Writer) clone() *Writer {
 	c := *w
-	c.boxed, c.zeros, c.fill = map[string]any{}, nil, nil
+	c.canon, c.ptrs, c.dict, c.lent, c.zeros, c.fill = map[string]*string{}, nil, nil, nil, nil, nil
 	return &c
 }
 
@@ -227,6 +233,12 @@ func (w *Writer) insert(ctx context.Context, b *Batch, t table, lo, hi int) (err
 // sliceRows returns rows [lo, hi) of a column as values() returns it.
 func sliceRows(v any, lo, hi int) (any, error) {
 	switch v := v.(type) {
+	case strRows:
+		return strRows{v.c, v.lo + lo, v.lo + hi}, nil
+	case arrRows:
+		return arrRows{v.c, v.lo + lo, v.lo + hi}, nil
+	case u16ArrRows:
+		return u16ArrRows{v.c, v.lo + lo, v.lo + hi}, nil
 	case []string:
 		return v[lo:hi], nil
 	case [][]string:
@@ -257,29 +269,77 @@ func sliceRows(v any, lo, hi int) (any, error) {
 
 // appendColumn appends a whole column.
 //
-// clickhouse-go's Append of a slice walks Array and LowCardinality columns element by element
-// through reflection, boxing every value into an interface (one allocation each) and, for
+// The sessions table's string and array columns arrive as row ranges of the batch arenas
+// (strRows, arrRows, u16ArrRows) and are copied straight into the storage of clickhouse-go's
+// columns (appendStrRows, appendLCRows, appendArrRows, appendU16ArrRows: fields found by
+// reflection at start-up and type-checked). Everything else, and those too when a field
+// check fails, goes through clickhouse-go's public Append and AppendRow, where:
+// Append of a slice walks Array and LowCardinality columns element by element through
+// reflection, boxing every value into an interface (one allocation each) and, for
 // LowCardinality, hashing it in a map[any]int: measured, that was ~60% of the sink's insert
-// CPU. So arrays go row by row (AppendRow of a []T takes a typed path), and LowCardinality
-// values are appended as interfaces boxed once per distinct string (see box).
+// CPU. So arrays go row by row (AppendRow of a slice takes a typed path), and LowCardinality
+// values are handed over as *string, one canonical pointer per distinct value (see
+// canonical): the column's dictionary map then hashes and compares an 8-byte pointer instead
+// of the string behind an interface, and a pointer in an interface costs no allocation.
+// Array rows go as []*string too: the column boxes each element into an interface, which for
+// a string allocates, for a pointer does not (String accepts *string).
 func (w *Writer) appendColumn(col column.Interface, v any) error {
+	if len(w.canon) >= maxCanon {
+		clear(w.canon) // between columns: within one, equal values must share a pointer
+	}
 	switch v := v.(type) {
+	case strRows:
+		switch c := col.(type) {
+		case *column.String:
+			if colStrOK {
+				appendStrRows(colStr(c), v, w.lend(c.Name()))
+				return nil
+			}
+		case *column.LowCardinality:
+			if w.appendLCRows(c, v) {
+				return nil
+			}
+		}
+		return w.appendColumn(col, v.views())
+	case arrRows:
+		if a, ok := col.(*column.Array); ok && w.appendArrRows(a, v) {
+			return nil
+		}
+		return w.appendColumn(col, v.views())
+	case u16ArrRows:
+		if a, ok := col.(*column.Array); ok && w.appendU16ArrRows(a, v) {
+			return nil
+		}
+		return w.appendColumn(col, v.views())
 	case []string:
 		if _, ok := col.(*column.LowCardinality); !ok {
 			break
 		}
 		for _, s := range v {
-			if err := col.AppendRow(w.box(s)); err != nil {
+			if err := col.AppendRow(w.canonical(s)); err != nil {
 				return err
 			}
 		}
 		return nil
 	case [][]string:
+		// The dictionary of Array(LowCardinality(String)) is keyed like a LowCardinality
+		// column's, so its elements need canonical pointers; plain String elements any pointer.
+		lc := strings.Contains(string(col.Type()), "LowCardinality")
 		for i := range v {
-			if err := col.AppendRow(v[i]); err != nil {
+			row := v[i]
+			w.ptrs = w.ptrs[:0]
+			for j := range row {
+				if lc {
+					w.ptrs = append(w.ptrs, w.canonical(row[j]))
+				} else {
+					w.ptrs = append(w.ptrs, &row[j])
+				}
+			}
+			if err := col.AppendRow(w.ptrs); err != nil {
 				return err
 			}
 		}
+		clear(w.ptrs) // no pointers into the batch's views kept past the call
 		return nil
 	case [][]uint16:
 		for i := range v {
@@ -303,6 +363,24 @@ func (w *Writer) appendColumn(col column.Interface, v any) error {
 func (w *Writer) reserve(col column.Interface, v any) {
 	var total, n int
 	switch v := v.(type) {
+	case strRows:
+		if col.Type() != "String" {
+			return
+		}
+		if _, ok := col.(*column.String); ok && colStrOK {
+			return // appendStrRows sizes the column itself
+		}
+		w.reserve(col, v.views())
+		return
+	case arrRows:
+		if col.Type() != "Array(String)" {
+			return
+		}
+		if a, ok := col.(*column.Array); ok && arrLayout.ok && a.Rows() == 0 {
+			return // appendArrRows sizes the column itself
+		}
+		w.reserve(col, v.views())
+		return
 	case []string:
 		if col.Type() != "String" {
 			return
@@ -346,23 +424,263 @@ func (w *Writer) reserve(col column.Interface, v any) {
 	_ = err // a failed reservation leaves an empty column; the real append reports errors
 }
 
-// maxBoxed bounds the boxed-value cache; LowCardinality columns hold a few hundred distinct
-// values, so it is only reached when one is misused, and then the cache starts over.
-const maxBoxed = 1 << 16
-
-// box returns s as an interface value, allocated once per distinct string. The cached copy is a
-// clone: s points into a Kafka message the batch will release.
-func (w *Writer) box(s string) any {
-	if a, ok := w.boxed[s]; ok {
-		return a
+// colStrOffset is where clickhouse-go's column.String keeps its ch-go proto.ColStr (the bytes
+// and the positions it encodes), and colStrOK whether the field is there with that type.
+// Through it, a String column is filled from the batch arena with one copy of the bytes and
+// one pass over the row ends (appendStrRows), where the public Append of a []string needed
+// the views built, a reserving append (see reserve), then a copy per value: measured in
+// BenchmarkAppendEncode. If a clickhouse-go version moves or retypes the field, colStrOK is
+// false and the public path is used (TestColStrLayout fails, to say so).
+var colStrOffset, colStrOK = func() (uintptr, bool) {
+	f, ok := reflect.TypeOf(column.String{}).FieldByName("col")
+	if !ok || f.Type != reflect.TypeOf(chproto.ColStr{}) {
+		return 0, false
 	}
-	if len(w.boxed) >= maxBoxed {
-		clear(w.boxed)
+	return f.Offset, true
+}()
+
+func colStr(c *column.String) *chproto.ColStr {
+	return (*chproto.ColStr)(unsafe.Add(unsafe.Pointer(c), colStrOffset))
+}
+
+// colBufs are the buffers of one column of a table, lent to the column of each insert and
+// kept by the writer in between. clickhouse-go gives every insert new, empty columns, so
+// each insert allocated (and the kernel and runtime zeroed) some 100 MB per 100k session
+// rows, and the collector reclaimed it: memclr alone was a quarter of the append CPU in
+// BenchmarkAppendEncode. A column is done with its buffers once Send or Abort returns: the
+// writer prepares a new batch for every attempt and never sends one twice.
+type colBufs struct {
+	buf  []byte
+	pos  []chproto.Position
+	ints []int
+	offs []uint64
+}
+
+// lend returns the buffers kept for the column named key (a table's column names are
+// distinct, and the writer inserts one table at a time).
+func (w *Writer) lend(key string) *colBufs {
+	if w.lent == nil {
+		w.lent = map[string]*colBufs{}
+	}
+	b := w.lent[key]
+	if b == nil {
+		b = &colBufs{}
+		w.lent[key] = b
+	}
+	return b
+}
+
+// appendStrRows appends rows of an arena column to a ColStr: the arena already holds the
+// values back to back, as ColStr.Buf does. An empty column takes lent's buffers (nil: none).
+func appendStrRows(cs *chproto.ColStr, r strRows, lent *colBufs) {
+	if lent != nil && cap(cs.Buf) == 0 && cap(cs.Pos) == 0 {
+		cs.Buf, cs.Pos = lent.buf[:0], lent.pos[:0]
+		defer func() { lent.buf, lent.pos = cs.Buf, cs.Pos }()
+	}
+	b, start := r.bytes()
+	base := len(cs.Buf) - start // arena offset -> Buf offset
+	cs.Buf = append(cs.Buf, b...)
+	cs.Pos = slices.Grow(cs.Pos, r.hi-r.lo)
+	prev := start
+	for _, e := range r.c.end[r.lo:r.hi] {
+		cs.Pos = append(cs.Pos, chproto.Position{Start: base + prev, End: base + e})
+		prev = e
+	}
+}
+
+// lcLayout is where clickhouse-go's column.LowCardinality keeps what its AppendRow fills: the
+// row count, the dictionary column, the nullable flag, and the per-row dictionary indexes
+// with the map from value to index (of which Encode reads only the length). Found by
+// reflection at start-up; ok is false if any field is missing or of another type, and then
+// the public AppendRow is used (TestLowCardinalityLayout fails, to say so).
+var lcLayout = func() (l struct {
+	rows, index, nullable, keys, values uintptr
+	ok                                  bool
+}) {
+	t := reflect.TypeOf(column.LowCardinality{})
+	field := func(t reflect.Type, name string, want reflect.Type) (uintptr, bool) {
+		f, ok := t.FieldByName(name)
+		return f.Offset, ok && (want == nil || f.Type == want)
+	}
+	var ok [6]bool
+	l.rows, ok[0] = field(t, "rows", reflect.TypeOf(0))
+	l.index, ok[1] = field(t, "index", reflect.TypeOf((*column.Interface)(nil)).Elem())
+	l.nullable, ok[2] = field(t, "nullable", reflect.TypeOf(false))
+	app, ok3 := t.FieldByName("append")
+	ok[3] = ok3 && app.Type.Kind() == reflect.Struct
+	if ok[3] {
+		var k, v uintptr
+		k, ok[4] = field(app.Type, "keys", reflect.TypeOf([]int(nil)))
+		v, ok[5] = field(app.Type, "index", reflect.TypeOf(map[any]int(nil)))
+		l.keys, l.values = app.Offset+k, app.Offset+v
+	}
+	l.ok = ok == [6]bool{true, true, true, true, true, true} && colStrOK
+	return l
+}()
+
+// appendLCRows fills an empty, non-nullable LowCardinality(String) column from an arena
+// column, as its AppendRow would value by value (the same dictionary in the same order, the
+// same keys: TestAppendColumnEncodesLikeGenericAppend), with one map lookup per value keyed
+// by the arena string instead of AppendRow's reflection, interface hashing and two lookups.
+// It reports false, having changed nothing, when it cannot.
+func (w *Writer) appendLCRows(c *column.LowCardinality, r strRows) bool {
+	if !lcLayout.ok {
+		return false
+	}
+	p := unsafe.Pointer(c)
+	rows := (*int)(unsafe.Add(p, lcLayout.rows))
+	idx, ok := (*(*column.Interface)(unsafe.Add(p, lcLayout.index))).(*column.String)
+	if *rows != 0 || *(*bool)(unsafe.Add(p, lcLayout.nullable)) || !ok {
+		return false
+	}
+	keys := (*[]int)(unsafe.Add(p, lcLayout.keys))
+	if cap(*keys) == 0 {
+		lent := w.lend(c.Name() + "\x00keys")
+		*keys = lent.ints[:0]
+		defer func() { lent.ints = *keys }()
+	}
+	values := (*map[any]int)(unsafe.Add(p, lcLayout.values))
+	if *values == nil {
+		*values = map[any]int{}
+	}
+	dict := colStr(idx)
+	if dict.Rows() == 0 {
+		dict.Append("") // AppendRow's first entry: the default value, index 0
+	}
+	if w.dict == nil {
+		w.dict = map[string]int{}
+	}
+	clear(w.dict)
+	*keys = slices.Grow((*keys)[:0], r.hi-r.lo)
+	_, start := r.bytes()
+	for _, e := range r.c.end[r.lo:r.hi] {
+		s := arenaString(r.c.buf, start, e)
+		start = e
+		k, ok := w.dict[s]
+		if !ok {
+			dict.Append(s)
+			k = dict.Rows() - 1
+			w.dict[s] = k    // s points into the arena, which outlives this call
+			(*values)[k] = k // Encode sizes the keys by the number of distinct values
+		}
+		*keys = append(*keys, k)
+	}
+	clear(w.dict) // hold no arena strings past the call
+	*rows = r.hi - r.lo
+	return true
+}
+
+// arrLayout is where clickhouse-go's column.Array keeps its row offsets: a []*offset whose
+// element holds a column.UInt64, which holds a ch-go ColUInt64. Found by reflection at
+// start-up and type-checked; ok is false otherwise, and then the public AppendRow is used
+// (TestArrayLayout fails, to say so). The elements are the public Base() column.
+var arrLayout = func() (l struct {
+	offsets, values uintptr
+	ok              bool
+}) {
+	f, ok := reflect.TypeOf(column.Array{}).FieldByName("offsets")
+	if !ok || f.Type.Kind() != reflect.Slice || f.Type.Elem().Kind() != reflect.Pointer || f.Type.Elem().Elem().Kind() != reflect.Struct {
+		return l
+	}
+	v, ok1 := f.Type.Elem().Elem().FieldByName("values")
+	c, ok2 := reflect.TypeOf(column.UInt64{}).FieldByName("col")
+	if !ok1 || !ok2 || v.Type != reflect.TypeOf(column.UInt64{}) || c.Type != reflect.TypeOf(chproto.ColUInt64{}) {
+		return l
+	}
+	l.offsets, l.values, l.ok = f.Offset, v.Offset+c.Offset, colStrOK
+	return l
+}()
+
+// appendArrRows fills an empty one-level Array(String) or Array(LowCardinality(String))
+// column from an arena column: the elements as appendStrRows or appendLCRows fill a column,
+// the offsets (each row's end, counted in elements) in one pass. AppendRow instead took an
+// interface per row (an allocation), a type switch per element, and a reserving append of
+// its own (see reserve). It reports false, having changed nothing, when it cannot.
+func (w *Writer) appendArrRows(a *column.Array, r arrRows) bool {
+	offs := arrOffsets(a)
+	if offs == nil {
+		return false
+	}
+	el := r.elems()
+	switch b := a.Base().(type) {
+	case *column.String:
+		appendStrRows(colStr(b), el, w.lend(a.Name()+"\x00elems"))
+	case *column.LowCardinality:
+		if !w.appendLCRows(b, el) {
+			return false
+		}
+	default:
+		return false
+	}
+	w.appendOffsets(a, offs, r.c.rowEnd[r.lo:r.hi], el.lo)
+	return true
+}
+
+// arrOffsets returns the offsets holder of an empty one-level Array column, or nil.
+func arrOffsets(a *column.Array) unsafe.Pointer {
+	if !arrLayout.ok || a.Rows() != 0 {
+		return nil
+	}
+	offs := *(*[]unsafe.Pointer)(unsafe.Add(unsafe.Pointer(a), arrLayout.offsets))
+	if len(offs) != 1 {
+		return nil
+	}
+	return offs[0]
+}
+
+// appendOffsets writes an Array column's row offsets: each row's end in elements, counted
+// from the first row's start (first).
+func (w *Writer) appendOffsets(a *column.Array, offs unsafe.Pointer, rowEnd []int, first int) {
+	u := (*chproto.ColUInt64)(unsafe.Add(offs, arrLayout.values))
+	if cap(*u) == 0 {
+		lent := w.lend(a.Name() + "\x00offsets")
+		*u = lent.offs[:0]
+		defer func() { lent.offs = *u }()
+	}
+	*u = slices.Grow(*u, len(rowEnd))
+	for _, e := range rowEnd {
+		*u = append(*u, uint64(e-first))
+	}
+}
+
+// u16Col is where clickhouse-go's column.UInt16 keeps its ch-go ColUInt16.
+var u16ColOffset, u16ColOK = func() (uintptr, bool) {
+	f, ok := reflect.TypeOf(column.UInt16{}).FieldByName("col")
+	return f.Offset, ok && f.Type == reflect.TypeOf(chproto.ColUInt16{})
+}()
+
+// appendU16ArrRows fills an empty Array(UInt16) column (the recipients' SMTP codes) like
+// appendArrRows: AppendRow boxed each row's slice and each element (an allocation each for
+// values over 255), two allocations per row and recipient. It reports false, having changed
+// nothing, when it cannot.
+func (w *Writer) appendU16ArrRows(a *column.Array, r u16ArrRows) bool {
+	offs := arrOffsets(a)
+	b, ok := a.Base().(*column.UInt16)
+	if offs == nil || !ok || !u16ColOK {
+		return false
+	}
+	els, first := r.elems()
+	u := (*chproto.ColUInt16)(unsafe.Add(unsafe.Pointer(b), u16ColOffset))
+	*u = append(*u, els...)
+	w.appendOffsets(a, offs, r.c.rowEnd[r.lo:r.hi], first)
+	return true
+}
+
+// maxCanon bounds the canonical-value cache; LowCardinality columns hold a few hundred distinct
+// values, so it is only reached when one is misused, and then the cache starts over before
+// the next column (within a column it may grow past the bound, by at most its rows).
+const maxCanon = 1 << 16
+
+// canonical returns a pointer to a copy of s, the same pointer for every equal s within a
+// column. The copy is a clone: s points into a batch arena that is reused.
+func (w *Writer) canonical(s string) *string {
+	if p, ok := w.canon[s]; ok {
+		return p
 	}
 	c := strings.Clone(s)
-	a := any(c)
-	w.boxed[c] = a
-	return a
+	p := &c
+	w.canon[c] = p
+	return p
 }
 
 // ClickHouse error codes worth retrying: the server is overloaded, merging, or briefly

@@ -1,0 +1,310 @@
+package clickhouse
+
+import (
+	"bytes"
+	"strconv"
+	"testing"
+	"time"
+
+	chproto "github.com/ClickHouse/ch-go/proto"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
+
+	"github.com/mxtrail/mxtrail/sink/schema"
+)
+
+// sessionColumnTypes are the sessions table's column types as migration 0001 creates them for
+// features f (what the server announces to an INSERT).
+func sessionColumnTypes(f schema.Features) []column.Type {
+	lc := func(t string) string {
+		if f.LowCardinality {
+			return "LowCardinality(" + t + ")"
+		}
+		return t
+	}
+	lcarr := func(t string) string {
+		if f.LowCardinalityArrays {
+			return "LowCardinality(" + t + ")"
+		}
+		return t
+	}
+	dt, ip := "DateTime('UTC')", "String"
+	if f.DateTime64 {
+		dt = "DateTime64(3, 'UTC')"
+	}
+	if f.IPv6 {
+		ip = "IPv6"
+	}
+	types := map[string]string{
+		"session_id": "String", "host": lc("String"), "product": lc("String"), "session_key": "String",
+		"start_time": dt, "end_time": dt, "client_ip": ip, "client_ptr": "String", "helo": "String",
+		"auth_user": "String", "tls": "UInt8", "mail_from": "String", "rcpt_address": "Array(String)",
+		"rcpt_outcome": "Array(" + lcarr("String") + ")", "rcpt_smtp_code": "Array(UInt16)",
+		"rcpt_reply": "Array(String)", "outcome": lc("String"), "reason": lc("String"), "smtp_code": "UInt16",
+		"smtp_reply": "String", "message_id": "String", "size": "UInt64", "delivery": lc("String"),
+		"closed_by": lc("String"), "permanent": "UInt8", "flags": "Array(" + lcarr("String") + ")",
+		"event_count": "UInt32", "max_severity": lc("String"), "outcome_version": "UInt16",
+		"first_source": lc("String"), "first_offset": "Int64", "last_source": lc("String"),
+		"last_offset": "Int64", "sender_domain": lc("String"), "client_net": ip,
+	}
+	out := make([]column.Type, len(sessionColumnNames))
+	for i, n := range sessionColumnNames {
+		out[i] = column.Type(types[n])
+	}
+	return out
+}
+
+var serverContext = &column.ServerContext{Timezone: time.UTC}
+
+// encodeFull encodes a column as a block carries it, with its state prefix.
+func encodeFull(t testing.TB, c column.Interface) []byte {
+	t.Helper()
+	var buf chproto.Buffer
+	if cs, ok := c.(column.CustomSerialization); ok {
+		if err := cs.WriteStatePrefix(&buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Encode(&buf)
+	return buf.Buf
+}
+
+// Every session column appended the writer's way encodes exactly like clickhouse-go's own
+// generic Append of the same values, on an old server (LowCardinality scalars, String arrays)
+// and a modern one (LowCardinality arrays, DateTime64, IPv6), for whole batches and the row
+// ranges the isolate path sends.
+func TestAppendColumnEncodesLikeGenericAppend(t *testing.T) {
+	ss := genSessions(23, 3000)
+	for _, sv := range []schema.ServerVersion{{Major: 18, Minor: 16}, {Major: 26, Minor: 1}} {
+		f := schema.FeaturesFor(sv)
+		b := NewBatch(f, 256<<10)
+		now := time.Now()
+		for i := range ss {
+			b.Add(KindSessions, &Message{Topic: "t", Offset: int64(i), Value: ss[i].AppendJSON(nil)}, now)
+		}
+		if _, _, d := b.Rows(); d != 0 {
+			t.Fatalf("%v: %d records dead-lettered", sv, d)
+		}
+		types := sessionColumnTypes(f)
+		w := NewWriter(nil, "db", f, NewMetrics(nil), time.Second, time.Second)
+		for i, v := range b.sessions.values() {
+			for _, rows := range [][2]int{{0, len(ss)}, {100, 101}, {7, 7}, {1500, len(ss)}} {
+				part, err := sliceRows(v, rows[0], rows[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				generic, err := types[i].Column(sessionColumnNames[i], serverContext)
+				if err != nil {
+					t.Fatal(err)
+				}
+				plain := part
+				if r, ok := part.(strRows); ok {
+					plain = r.views()
+				}
+				if r, ok := part.(arrRows); ok {
+					plain = r.views()
+				}
+				if r, ok := part.(u16ArrRows); ok {
+					plain = r.views()
+				}
+				if _, err := generic.Append(plain); err != nil {
+					t.Fatalf("%v %s: generic append: %v", sv, sessionColumnNames[i], err)
+				}
+				mine, _ := types[i].Column(sessionColumnNames[i], serverContext)
+				w.reserve(mine, part)
+				if err := w.appendColumn(mine, part); err != nil {
+					t.Fatalf("%v %s: %v", sv, sessionColumnNames[i], err)
+				}
+				if mine.Rows() != rows[1]-rows[0] {
+					t.Fatalf("%v %s rows %v: %d rows appended", sv, sessionColumnNames[i], rows, mine.Rows())
+				}
+				if !bytes.Equal(encodeFull(t, generic), encodeFull(t, mine)) {
+					t.Fatalf("%v %s (%s) rows %v: encodes differently from the generic append", sv, sessionColumnNames[i], types[i], rows)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkAppendEncode is the client side of a sessions insert without the network: a 100k-row
+// batch's columns appended into fresh clickhouse-go columns of an 18.16 server's types and
+// encoded, as Writer.insert does, with the sink's GOGC (TuneGC). The baseline in the same run
+// encodes columns already filled (the part no append path can save): the difference is what
+// appending costs. cpu-ns/row is the process's CPU (rusage: the collector's threads count),
+// steadier than wall time on a shared box.
+func BenchmarkAppendEncode(b *testing.B) {
+	defer TuneGC(0)()
+	const n = 100_000
+	ss := genSessions(25, n)
+	f := schema.FeaturesFor(schema.ServerVersion{Major: 18, Minor: 16})
+	batch := NewBatch(f, 256<<10)
+	now := time.Now()
+	for i := range ss {
+		batch.Add(KindSessions, &Message{Topic: "t", Offset: int64(i), Value: ss[i].AppendJSON(nil)}, now)
+	}
+	types := sessionColumnTypes(f)
+	w := NewWriter(nil, "db", f, NewMetrics(nil), time.Second, time.Second)
+	var buf chproto.Buffer
+	fill := func(b *testing.B) []column.Interface {
+		cols := make([]column.Interface, len(types))
+		for i, v := range batch.sessions.values() {
+			c, err := types[i].Column(sessionColumnNames[i], serverContext)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w.reserve(c, v)
+			if err := w.appendColumn(c, v); err != nil {
+				b.Fatal(err)
+			}
+			cols[i] = c
+		}
+		return cols
+	}
+	encode := func(cols []column.Interface) {
+		buf.Reset()
+		for _, c := range cols {
+			if cs, ok := c.(column.CustomSerialization); ok {
+				_ = cs.WriteStatePrefix(&buf)
+			}
+			c.Encode(&buf)
+		}
+	}
+	b.Run("append_encode", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu0 := cpuTime()
+		for i := 0; i < b.N; i++ {
+			encode(fill(b))
+		}
+		b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N)/n, "cpu-ns/row")
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/row")
+	})
+	b.Run("baseline_encode_only", func(b *testing.B) {
+		b.ReportAllocs()
+		var cpu time.Duration
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			cols := fill(b)
+			cpu0 := cpuTime()
+			b.StartTimer()
+			encode(cols)
+			cpu += cpuTime() - cpu0
+		}
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/n, "cpu-ns/row")
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/row")
+	})
+}
+
+// The String fast path depends on clickhouse-go's column.String holding a ch-go ColStr in its
+// field col. If an upgrade changes that, the writer falls back to the public Append (correct,
+// slower); this test says so, so the fast path can be adapted or dropped knowingly.
+func TestColStrLayout(t *testing.T) {
+	if !colStrOK {
+		t.Fatal("clickhouse-go's column.String no longer holds a proto.ColStr in field col: String columns take the slower public Append")
+	}
+	c, err := column.Type("String").Column("s", serverContext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a strCol
+	for _, v := range []string{"a", "", "héllo", "x"} {
+		a.add(v)
+	}
+	appendStrRows(colStr(c.(*column.String)), strRows{&a, 1, 4}, nil)
+	if c.Rows() != 3 || c.Row(0, false) != "" || c.Row(1, false) != "héllo" || c.Row(2, false) != "x" {
+		t.Fatalf("column holds %d rows %v %v %v", c.Rows(), c.Row(0, false), c.Row(1, false), c.Row(2, false))
+	}
+}
+
+// Like TestColStrLayout, for the LowCardinality fast path.
+func TestLowCardinalityLayout(t *testing.T) {
+	if !lcLayout.ok {
+		t.Fatal("clickhouse-go's column.LowCardinality changed its fields: LowCardinality columns take the slower public AppendRow")
+	}
+	c, err := column.Type("LowCardinality(String)").Column("s", serverContext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a strCol
+	for _, v := range []string{"x", "b", "", "b", "a"} {
+		a.add(v)
+	}
+	w := &Writer{}
+	if !w.appendLCRows(c.(*column.LowCardinality), strRows{&a, 1, 5}) {
+		t.Fatal("appendLCRows declined an empty LowCardinality(String) column")
+	}
+	generic, _ := column.Type("LowCardinality(String)").Column("s", serverContext)
+	if _, err := generic.Append([]string{"b", "", "b", "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Rows() != 4 || !bytes.Equal(encodeFull(t, c), encodeFull(t, generic)) {
+		t.Fatalf("%d rows, encoded %x, want %x", c.Rows(), encodeFull(t, c), encodeFull(t, generic))
+	}
+	// More than 255 distinct values: the keys are encoded as UInt16, sized by the distinct count.
+	var many strCol
+	var vals []string
+	for i := 0; i < 3000; i++ {
+		v := strconv.Itoa(i % 700)
+		many.add(v)
+		vals = append(vals, v)
+	}
+	wide, _ := column.Type("LowCardinality(String)").Column("s", serverContext)
+	generic, _ = column.Type("LowCardinality(String)").Column("s", serverContext)
+	if _, err := generic.Append(vals); err != nil {
+		t.Fatal(err)
+	}
+	if !w.appendLCRows(wide.(*column.LowCardinality), many.rows()) || !bytes.Equal(encodeFull(t, wide), encodeFull(t, generic)) {
+		t.Fatal("700 distinct values encode differently from the generic append")
+	}
+	if w.appendLCRows(c.(*column.LowCardinality), strRows{&a, 0, 1}) {
+		t.Fatal("appendLCRows appended to a column that already has rows")
+	}
+}
+
+// Like TestColStrLayout, for the Array fast path.
+func TestArrayLayout(t *testing.T) {
+	if !arrLayout.ok {
+		t.Fatal("clickhouse-go's column.Array changed its offsets' fields: Array columns take the slower public AppendRow")
+	}
+	var a strArrCol
+	for _, row := range [][]string{{"a"}, {}, {"b", "c", ""}, {"d"}} {
+		for _, v := range row {
+			a.elems.add(v)
+		}
+		a.endRow()
+	}
+	for _, typ := range []column.Type{"Array(String)", "Array(LowCardinality(String))"} {
+		c, err := typ.Column("s", serverContext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		generic, _ := typ.Column("s", serverContext)
+		if _, err := generic.Append([][]string{{}, {"b", "c", ""}, {"d"}}); err != nil {
+			t.Fatal(err)
+		}
+		w := &Writer{}
+		if !w.appendArrRows(c.(*column.Array), arrRows{&a, 1, 4}) {
+			t.Fatalf("%s: appendArrRows declined an empty column", typ)
+		}
+		if c.Rows() != 3 || !bytes.Equal(encodeFull(t, c), encodeFull(t, generic)) {
+			t.Fatalf("%s: %d rows, encoded %x, want %x", typ, c.Rows(), encodeFull(t, c), encodeFull(t, generic))
+		}
+		if w.appendArrRows(c.(*column.Array), arrRows{&a, 0, 1}) {
+			t.Fatalf("%s: appendArrRows appended to a column that already has rows", typ)
+		}
+	}
+	if !u16ColOK {
+		t.Fatal("clickhouse-go's column.UInt16 no longer holds a proto.ColUInt16 in field col: Array(UInt16) takes the public AppendRow")
+	}
+	codes := u16ArrCol{elems: []uint16{250, 550, 451, 554}, rowEnd: []int{1, 1, 3, 4}}
+	c, _ := column.Type("Array(UInt16)").Column("s", serverContext)
+	generic, _ := column.Type("Array(UInt16)").Column("s", serverContext)
+	if _, err := generic.Append([][]uint16{{}, {550, 451}, {554}}); err != nil {
+		t.Fatal(err)
+	}
+	w := &Writer{}
+	if !w.appendU16ArrRows(c.(*column.Array), u16ArrRows{&codes, 1, 4}) {
+		t.Fatal("appendU16ArrRows declined an empty Array(UInt16) column")
+	}
+	if c.Rows() != 3 || !bytes.Equal(encodeFull(t, c), encodeFull(t, generic)) {
+		t.Fatalf("Array(UInt16): %d rows, encoded %x, want %x", c.Rows(), encodeFull(t, c), encodeFull(t, generic))
+	}
+}
