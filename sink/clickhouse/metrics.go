@@ -21,6 +21,9 @@ type Metrics struct {
 	Revoked prometheus.Counter
 	// Skipped counts records retention deleted before the sink read them.
 	Skipped prometheus.Counter
+	// Waits is the time the batcher spent idle, by what it waited for: "kafka" (no fetch
+	// ready) or "clickhouse" (every batch full or in flight): which side limits the sink.
+	Waits *prometheus.CounterVec
 }
 
 // NewMetrics builds the sink's metrics and registers them on reg (nil: not registered).
@@ -51,9 +54,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Batches not committed because a rebalance moved their partitions (the new owner re-reads them; rows already inserted collapse)."}),
 		Skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "mxtrail_sink_records_skipped_total",
 			Help: "Records deleted by retention before this sink read them (offset out of range)."}),
+		Waits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxtrail_sink_batcher_wait_seconds_total",
+			Help: "Time the batcher spent idle, by what it waited for: kafka (no fetch ready) or clickhouse (every batch full or being inserted)."},
+			[]string{"for"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Rows, m.Bytes, m.BatchRows, m.InsertSeconds, m.Retries, m.InsertFailures, m.DeadLettered, m.Lag, m.Commits, m.CommitErrors, m.Revoked, m.Skipped)
+		reg.MustRegister(m.Rows, m.Bytes, m.BatchRows, m.InsertSeconds, m.Retries, m.InsertFailures, m.DeadLettered, m.Lag, m.Commits, m.CommitErrors, m.Revoked, m.Skipped, m.Waits)
 	}
 	return m
 }

@@ -138,6 +138,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	timer := time.NewTimer(s.cfg.BatchAge)
 	defer timer.Stop()
 	var hdr map[string]string
+	waitKafka, waitCH := s.m.Waits.WithLabelValues("kafka"), s.m.Waits.WithLabelValues("clickhouse")
 	ship := func() error {
 		if cur.b.Len() == 0 {
 			return nil
@@ -154,6 +155,13 @@ func (s *Sink) Run(ctx context.Context) error {
 		case <-writerDone:
 			return writerErr
 		}
+		select {
+		case cur = <-free:
+			return nil
+		default:
+		}
+		t0 := time.Now()
+		defer func() { waitCH.Add(time.Since(t0).Seconds()) }()
 		select {
 		case cur = <-free:
 		case <-writerDone:
@@ -228,6 +236,16 @@ func (s *Sink) Run(ctx context.Context) error {
 			if err := add(f); err != nil {
 				return finish(err)
 			}
+			continue
+		default:
+		}
+		t0 := time.Now()
+		select {
+		case f := <-fetches:
+			waitKafka.Add(time.Since(t0).Seconds())
+			if err := add(f); err != nil {
+				return finish(err)
+			}
 		case err := <-srcDone:
 			srcStopped = true
 			if ctx.Err() != nil {
@@ -240,6 +258,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return finish(nil)
 		case <-timer.C:
+			waitKafka.Add(time.Since(t0).Seconds())
 			if err := ship(); err != nil {
 				return finish(err)
 			}
