@@ -182,3 +182,119 @@ func TestSinkStopsUncommittedWhenAnInsertFailsIntegration(t *testing.T) {
 		t.Errorf("commits %v do not end at a batch boundary before the failure", c)
 	}
 }
+
+// handoverSource delivers offsets [0, revokeAt) under a first lease, ends it (a rebalance),
+// and delivers the whole partition again under a second lease, as the partition's next owner
+// would from the last commit (none). It records every commit call.
+type handoverSource struct {
+	msgs     []kafka.Message
+	revokeAt int
+	mu       sync.Mutex
+	calls    []handoverCommit
+}
+
+type handoverCommit struct {
+	lease  int64
+	offset int64
+	ok     bool
+}
+
+func (s *handoverSource) Run(ctx context.Context, out chan<- *Fetch) error {
+	send := func(l *Lease, from, to int) bool {
+		for i := from; i < to; i += 100 {
+			f := &Fetch{Topic: "s", Lease: l, Msgs: s.msgs[i:min(i+100, to)]}
+			f.refs.Store(1)
+			select {
+			case out <- f:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		return true
+	}
+	first := NewLease(1)
+	if !send(first, 0, s.revokeAt) {
+		return nil
+	}
+	first.End()
+	if !send(NewLease(2), 0, len(s.msgs)) {
+		return nil
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (s *handoverSource) Commit(_ context.Context, lease *Lease, offsets map[string]map[int]int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ok := !lease.Revoked()
+	s.calls = append(s.calls, handoverCommit{lease.ID, offsets["s"][0], ok})
+	if !ok {
+		return ErrRevoked
+	}
+	return nil
+}
+
+func (s *handoverSource) commits() []handoverCommit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]handoverCommit(nil), s.calls...)
+}
+
+// A rebalance in the middle of a batch: the batch in hand is dropped, not inserted (its
+// messages' new owner reads them again), no batch mixes the two leases, commits after the
+// hand-over go through the new lease in order, and every session arrives.
+func TestSinkDropsRevokedBatchIntegration(t *testing.T) {
+	addrs := testenv.ClickHouseAddrs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	db := fmt.Sprintf("mxtest_handover_%d", time.Now().UnixNano())
+	conn := openTest(t, ctx, addrs, db)
+	sv, err := schema.DetectServer(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, revokeAt = 3000, 1250 // batches of 500: the third holds 1000..1249 at the hand-over
+	ss := genSessions(57, n)
+	src := &handoverSource{revokeAt: revokeAt}
+	for i := range ss {
+		src.msgs = append(src.msgs, kafka.Message{Topic: "s", Offset: int64(i), Value: ss[i].AppendJSON(nil)})
+	}
+	m := NewMetrics(nil)
+	s := pipelineSink(t, NewWriter(conn, db, schema.FeaturesFor(sv), m, 10*time.Millisecond, 50*time.Millisecond), db, src, m)
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	waitFor(t, ctx, "offset 3000 committed", func() bool {
+		c := src.commits()
+		return len(c) > 0 && c[len(c)-1] == handoverCommit{2, n, true}
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	var last int64
+	for _, c := range src.commits() {
+		switch {
+		case c.lease == 1 && c.offset > revokeAt:
+			t.Errorf("lease 1 committed offset %d, past what it delivered (%d): a batch mixed the leases", c.offset, revokeAt)
+		case c.lease == 1 && c.offset%500 != 0:
+			t.Errorf("lease 1 committed offset %d: the batch in hand at the hand-over was inserted and committed", c.offset)
+		case c.lease == 2 && c.offset <= last:
+			t.Errorf("lease 2 commits out of order: %v", src.commits())
+		}
+		if c.lease == 2 {
+			last = c.offset
+		}
+	}
+	if got := counterValue(m.Revoked); got < 1 {
+		t.Errorf("%v batches counted as revoked, want the one in hand at least", got)
+	}
+	if got := count(t, ctx, conn, "SELECT uniqExact(session_id) FROM "+db+".sessions"); got != n {
+		t.Errorf("%d sessions in ClickHouse, want %d", got, n)
+	}
+	// The dropped batch was not inserted: at most the two full batches of lease 1 went in twice.
+	if got := count(t, ctx, conn, "SELECT count() FROM "+db+".sessions"); got > n+1000 {
+		t.Errorf("%d rows inserted for %d sessions: the revoked batch in hand was inserted too", got, n)
+	}
+}

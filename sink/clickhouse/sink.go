@@ -121,8 +121,10 @@ func (s *Sink) Run(ctx context.Context) error {
 		writerErr = s.writeLoop(ctx, drainCtx, full, free)
 	}()
 
-	// One hand-off per fetch (~1,000 messages), not per message.
-	fetches := make(chan *Fetch, 4)
+	// One hand-off per fetch (1 MiB, or a whole producer batch), not per message. Each
+	// partition reader holds one more fetch while it waits to hand it over: with many
+	// partitions one is nearly always ready, so a longer queue would only hold memory.
+	fetches := make(chan *Fetch, 1)
 	srcCtx, stopSrc := context.WithCancel(ctx)
 	srcDone := make(chan error, 1)
 	go func() { srcDone <- s.src.Run(srcCtx, fetches) }()

@@ -77,18 +77,17 @@ type Fetch struct {
 
 func (f *Fetch) hold() { f.refs.Add(1) }
 
-// release drops one hold; the last one recycles the fetch into its partition's pool.
+// release drops one hold; the last one recycles the fetch into its partition's pool (a
+// fetch without a pool is left alone: its messages may be the source's to keep).
 func (f *Fetch) release() {
-	if f.refs.Add(-1) != 0 {
+	if f.refs.Add(-1) != 0 || f.pool == nil {
 		return
 	}
 	clear(f.Msgs) // let the values go
 	f.Msgs = f.Msgs[:0]
-	if f.pool != nil {
-		select {
-		case f.pool <- f:
-		default:
-		}
+	select {
+	case f.pool <- f:
+	default:
 	}
 }
 
