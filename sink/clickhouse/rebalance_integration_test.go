@@ -82,7 +82,7 @@ func TestSinkRebalanceIntegration(t *testing.T) {
 		return a.partitions(st.sessions) == 2 && b.partitions(st.sessions) == 2
 	})
 
-	const n, waves = 24000, 16
+	const n, waves = 16000, 16
 	msgs := sessionMessages(genSessions(91, n))
 	var produced sync.WaitGroup
 	wave := make(chan int, waves)
@@ -100,7 +100,7 @@ func TestSinkRebalanceIntegration(t *testing.T) {
 				return
 			}
 			wave <- i
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(200 * time.Millisecond)
 		}
 	}()
 
