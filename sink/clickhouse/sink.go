@@ -228,6 +228,9 @@ func (s *Sink) Run(ctx context.Context) error {
 					return err
 				}
 				held = false
+				if f.Lease.Revoked() {
+					return nil // the rest would only fill a batch that is dropped
+				}
 			}
 		}
 		return nil
