@@ -172,12 +172,16 @@ type GroupSource struct {
 	commitMu sync.Mutex // one commit request at a time on the coordinator connection
 }
 
-// NewGroupSource returns a source; nothing connects until Run.
+// NewGroupSource returns a source; nothing connects until Run. m may be nil (no lag or
+// skipped-record metrics).
 func NewGroupSource(cfg GroupConfig, m *Metrics, log *slog.Logger) (*GroupSource, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka source config: %w", err)
 	}
 	cfg.defaults()
+	if log == nil {
+		log = slog.Default()
+	}
 	return &GroupSource{cfg: cfg, m: m, log: log}, nil
 }
 
