@@ -137,18 +137,20 @@ func TestAlertsEndToEndIntegration(t *testing.T) {
 	stopEnrich := startEnricher(t, cfg)
 
 	// the sink, in-process, on the four output topics
-	reader := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: "sink-" + st.group,
-		GroupTopics: []string{st.Sessions, st.Events, st.DeadLetter, st.Alerts}, MinBytes: 1, MaxBytes: 10 << 20,
-		MaxWait: time.Second, QueueCapacity: 1000, HeartbeatInterval: time.Second, StartOffset: kafka.FirstOffset,
-		WatchPartitionChanges: true})
-	defer reader.Close()
 	sm := chsink.NewMetrics(nil)
+	src, err := chsink.NewGroupSource(chsink.GroupConfig{Brokers: brokers, GroupID: "sink-" + st.group,
+		Topics: []string{st.Sessions, st.Events, st.DeadLetter, st.Alerts}, WatchPartitionChanges: true},
+		sm, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
 	w := chsink.NewWriter(conn, db, schema.FeaturesFor(res.Server), sm, 100*time.Millisecond, 2*time.Second)
 	sink, err := chsink.New(chsink.Config{Database: db, Topics: map[string]chsink.Kind{st.Sessions: chsink.KindSessions,
 		st.Events: chsink.KindEvents, st.DeadLetter: chsink.KindDeadLetter, st.Alerts: chsink.KindAlerts},
 		BatchRows: 20000, BatchBytes: 32 << 20, BatchAge: 300 * time.Millisecond, MaxInFlight: 2,
 		RetryInitial: 100 * time.Millisecond, RetryMax: 2 * time.Second, MaxField: 256 << 10},
-		reader, w, sm, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		src, w, sm, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

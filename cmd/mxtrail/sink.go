@@ -85,8 +85,8 @@ func sinkMain(ctx context.Context, cfg config.Config, migrate bool, log *slog.Lo
 }
 
 // newSink connects to ClickHouse, migrates the schema when asked, checks it, and builds the
-// sink with its consumer-group reader and its metrics on reg (shared by `mxtrail sink` and
-// `mxtrail run`). closeSink closes the reader and the connection, after Run returned.
+// sink with its consumer-group source and its metrics on reg (shared by `mxtrail sink` and
+// `mxtrail run`). closeSink leaves the group and closes the connection, after Run returned.
 func newSink(ctx context.Context, cfg config.Config, migrate bool, log *slog.Logger, reg prometheus.Registerer) (s *chsink.Sink, closeSink func(), err error) {
 	conn, err := chsink.Open(ctx, connConfig(cfg))
 	if err != nil {
@@ -111,21 +111,23 @@ func newSink(ctx context.Context, cfg config.Config, migrate bool, log *slog.Log
 	}
 	m := chsink.NewMetrics(reg)
 	t := cfg.Kafka.Topics
-	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     cfg.Kafka.Brokers,
-		GroupID:     cfg.Sink.GroupID,
-		GroupTopics: sinkTopics(ctx, cfg.Kafka, log),
-		MinBytes:    1,
-		MaxBytes:    10 << 20,
-		MaxWait:     time.Second, // 250 ms with 10 MiB gave i/o timeouts (MEASURED.md)
-		// Small queue: after a rebalance kafka-go may re-deliver what was queued (issue #1398).
-		QueueCapacity:     1000,
-		HeartbeatInterval: time.Second,
-		CommitInterval:    0, // synchronous commits, only after ClickHouse acknowledged
+	tr, err := kafkaTransport(cfg.Kafka)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := chsink.NewGroupSource(chsink.GroupConfig{
+		Brokers:           cfg.Kafka.Brokers,
+		GroupID:           cfg.Sink.GroupID,
+		Topics:            sinkTopics(ctx, cfg.Kafka, log),
+		Dialer:            &kafka.Dialer{ClientID: cfg.Kafka.ClientID, Timeout: 10 * time.Second, DualStack: true, TLS: tr.TLS, SASLMechanism: tr.SASL},
 		StartOffset:       kafka.FirstOffset,
+		HeartbeatInterval: time.Second,
 		// Pick up partitions added later (and topics created after the group joined).
 		WatchPartitionChanges: true,
-	})
+	}, m, log)
+	if err != nil {
+		return nil, nil, err
+	}
 	sc := cfg.Sink
 	// GOGC=400 and a soft memory limit sized from the batch bounds, unless the environment
 	// sets GOGC / GOMEMLIMIT.
@@ -143,11 +145,11 @@ func newSink(ctx context.Context, cfg config.Config, migrate bool, log *slog.Log
 		RetryInitial: sc.RetryInitial,
 		RetryMax:     sc.RetryMax,
 		MaxField:     256 << 10,
-	}, reader, w, m, log)
+	}, src, w, m, log)
 	if err != nil {
-		reader.Close()
+		src.Close()
 		return nil, nil, err
 	}
 	log.Info("sink running", "server", sv.String(), "database", cfg.ClickHouse.Database, "group", sc.GroupID)
-	return s, func() { reader.Close(); conn.Close() }, nil
+	return s, func() { src.Close(); conn.Close() }, nil
 }

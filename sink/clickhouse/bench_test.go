@@ -196,6 +196,9 @@ func BenchmarkSinkIntegration(b *testing.B) {
 			sum, cnt := metricValue(mt, `mxtrail_sink_insert_seconds_sum{table="sessions"}`), metricValue(mt, `mxtrail_sink_insert_seconds_count{table="sessions"}`)
 			b.ReportMetric(sum*1e6/float64(n), "insert-wall-µs/row")
 			b.ReportMetric(cnt, "inserts")
+			// Where the batcher idles: no fetch ready (Kafka) or no free batch (ClickHouse).
+			b.ReportMetric(metricValue(mt, `mxtrail_sink_batcher_wait_seconds_total{for="kafka"}`), "wait-kafka-s")
+			b.ReportMetric(metricValue(mt, `mxtrail_sink_batcher_wait_seconds_total{for="clickhouse"}`), "wait-clickhouse-s")
 			if r := metricValue(mt, `mxtrail_sink_insert_retries_total{table="sessions"}`); r > 0 {
 				b.ReportMetric(r, "retries")
 				b.Logf("the sink retried %v inserts; its log:\n%s", r, stderr.Bytes())

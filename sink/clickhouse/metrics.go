@@ -17,6 +17,13 @@ type Metrics struct {
 	Lag            *prometheus.GaugeVec
 	Commits        prometheus.Counter
 	CommitErrors   prometheus.Counter
+	// Revoked counts batches left uncommitted because a rebalance moved their partitions.
+	Revoked prometheus.Counter
+	// Skipped counts records retention deleted before the sink read them.
+	Skipped prometheus.Counter
+	// Waits is the time the batcher spent idle, by what it waited for: "kafka" (no fetch
+	// ready) or "clickhouse" (every batch full or in flight): which side limits the sink.
+	Waits *prometheus.CounterVec
 }
 
 // NewMetrics builds the sink's metrics and registers them on reg (nil: not registered).
@@ -38,14 +45,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxtrail_sink_deadlettered_total",
 			Help: "Records written to the deadletter table, per reason."}, []string{"reason"}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mxtrail_sink_consumer_lag",
-			Help: "Messages behind the high watermark of the partition last read, per topic (an approximation: not summed over partitions)."}, []string{"topic"}),
+			Help: "Messages behind the high watermark, summed over the partitions this instance owns, per topic (as of each partition's last fetch)."}, []string{"topic"}),
 		Commits: prometheus.NewCounter(prometheus.CounterOpts{Name: "mxtrail_sink_offset_commits_total",
 			Help: "Offset commits after acknowledged batches."}),
 		CommitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mxtrail_sink_offset_commit_errors_total",
 			Help: "Offset commits that failed after an acknowledged insert (the rows replay and collapse)."}),
+		Revoked: prometheus.NewCounter(prometheus.CounterOpts{Name: "mxtrail_sink_revoked_batches_total",
+			Help: "Batches not committed because a rebalance moved their partitions (the new owner re-reads them; rows already inserted collapse)."}),
+		Skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "mxtrail_sink_records_skipped_total",
+			Help: "Records deleted by retention before this sink read them (offset out of range)."}),
+		Waits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxtrail_sink_batcher_wait_seconds_total",
+			Help: "Time the batcher spent idle, by what it waited for: kafka (no fetch ready) or clickhouse (every batch full or being inserted)."},
+			[]string{"for"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Rows, m.Bytes, m.BatchRows, m.InsertSeconds, m.Retries, m.InsertFailures, m.DeadLettered, m.Lag, m.Commits, m.CommitErrors)
+		reg.MustRegister(m.Rows, m.Bytes, m.BatchRows, m.InsertSeconds, m.Retries, m.InsertFailures, m.DeadLettered, m.Lag, m.Commits, m.CommitErrors, m.Revoked, m.Skipped, m.Waits)
 	}
 	return m
 }

@@ -16,43 +16,60 @@ import (
 	"github.com/mxtrail/mxtrail/sink/schema"
 )
 
-// sliceFetcher hands out msgs in order, then waits for the context; it records every commit.
-type sliceFetcher struct {
+// sliceSource hands out msgs in fetches of up to per messages (one topic and partition each),
+// then waits for the context; it records every commit.
+type sliceSource struct {
 	msgs    []kafka.Message
-	next    int
+	per     int
+	lease   *Lease
 	mu      sync.Mutex
-	commits []int64 // committed offsets of partition 0, in commit order
+	commits []int64 // committed next offsets of partition 0, in commit order
 }
 
-func (f *sliceFetcher) FetchMessage(ctx context.Context) (kafka.Message, error) {
-	if f.next < len(f.msgs) {
-		f.next++
-		return f.msgs[f.next-1], nil
+func newSliceSource() *sliceSource { return &sliceSource{per: 64, lease: NewLease(1)} }
+
+func (s *sliceSource) Run(ctx context.Context, out chan<- *Fetch) error {
+	for i := 0; i < len(s.msgs); {
+		f := &Fetch{Topic: s.msgs[i].Topic, Partition: s.msgs[i].Partition, Lease: s.lease}
+		for ; i < len(s.msgs) && len(f.Msgs) < s.per && s.msgs[i].Topic == f.Topic && s.msgs[i].Partition == f.Partition; i++ {
+			f.Msgs = append(f.Msgs, s.msgs[i])
+		}
+		f.refs.Store(1)
+		select {
+		case out <- f:
+		case <-ctx.Done():
+			return nil
+		}
 	}
 	<-ctx.Done()
-	return kafka.Message{}, ctx.Err()
+	return nil
 }
 
-func (f *sliceFetcher) CommitMessages(_ context.Context, msgs ...kafka.Message) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, m := range msgs {
-		if m.Partition != 0 {
-			return fmt.Errorf("commit of partition %d, only 0 was fetched", m.Partition)
+func (s *sliceSource) Commit(_ context.Context, lease *Lease, offsets map[string]map[int]int64) error {
+	if lease.Revoked() {
+		return ErrRevoked
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for topic, parts := range offsets {
+		for p, off := range parts {
+			if p != 0 {
+				return fmt.Errorf("commit of %s/%d, only partition 0 was fetched", topic, p)
+			}
+			s.commits = append(s.commits, off)
 		}
-		f.commits = append(f.commits, m.Offset)
 	}
 	return nil
 }
 
-func (f *sliceFetcher) committed() []int64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]int64(nil), f.commits...)
+func (s *sliceSource) committed() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int64(nil), s.commits...)
 }
 
 // pipelineSink runs batches of 500 records with up to three inserts at once.
-func pipelineSink(t *testing.T, w *Writer, db string, f Fetcher, m *Metrics) *Sink {
+func pipelineSink(t *testing.T, w *Writer, db string, f Source, m *Metrics) *Sink {
 	t.Helper()
 	s, err := New(Config{Database: db, Topics: map[string]Kind{"s": KindSessions, "e": KindEvents},
 		BatchRows: 500, BatchBytes: 32 << 20, BatchAge: time.Minute, MaxInFlight: 3,
@@ -78,7 +95,7 @@ func TestSinkCommitsInOrderWithInsertsInFlightIntegration(t *testing.T) {
 	}
 	const n = 6000
 	ss := genSessions(51, n)
-	f := &sliceFetcher{}
+	f := newSliceSource()
 	for i := range ss {
 		f.msgs = append(f.msgs, kafka.Message{Topic: "s", Offset: int64(i), Value: ss[i].AppendJSON(nil)})
 	}
@@ -89,14 +106,14 @@ func TestSinkCommitsInOrderWithInsertsInFlightIntegration(t *testing.T) {
 	go func() { done <- s.Run(rctx) }()
 	for {
 		c := f.committed()
-		if len(c) > 0 && c[len(c)-1] == n-1 {
+		if len(c) > 0 && c[len(c)-1] == n {
 			break
 		}
 		select {
 		case err := <-done:
 			t.Fatalf("sink stopped: %v", err)
 		case <-ctx.Done():
-			t.Fatalf("offset %d never committed; commits %v", n-1, c)
+			t.Fatalf("offset %d never committed; commits %v", n, c)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -109,7 +126,7 @@ func TestSinkCommitsInOrderWithInsertsInFlightIntegration(t *testing.T) {
 		t.Errorf("%d commits, want one per batch (%d): %v", len(c), n/500, c)
 	}
 	for i := range c {
-		if want := int64(500*(i+1) - 1); c[i] != want {
+		if want := int64(500 * (i + 1)); c[i] != want {
 			t.Fatalf("commit %d is offset %d, want %d (in order, one per batch): %v", i, c[i], want, c)
 		}
 	}
@@ -136,7 +153,7 @@ func TestSinkStopsUncommittedWhenAnInsertFailsIntegration(t *testing.T) {
 	}
 	ss := genSessions(53, 4000)
 	ev := genEvents(53, 1)[0]
-	f := &sliceFetcher{}
+	f := newSliceSource()
 	for i := range ss {
 		f.msgs = append(f.msgs, kafka.Message{Topic: "s", Offset: int64(len(f.msgs)), Value: ss[i].AppendJSON(nil)})
 		if i == 1200 { // in the third batch, offsets 1000..1499
@@ -157,11 +174,127 @@ func TestSinkStopsUncommittedWhenAnInsertFailsIntegration(t *testing.T) {
 	}
 	c := f.committed()
 	for _, off := range c {
-		if off >= 1000 {
+		if off > 1000 {
 			t.Fatalf("offset %d committed at or past the failed batch (1000..1500): %v", off, c)
 		}
 	}
-	if len(c) > 0 && c[len(c)-1] != 999 && c[len(c)-1] != 499 {
+	if len(c) > 0 && c[len(c)-1] != 1000 && c[len(c)-1] != 500 {
 		t.Errorf("commits %v do not end at a batch boundary before the failure", c)
+	}
+}
+
+// handoverSource delivers offsets [0, revokeAt) under a first lease, ends it (a rebalance),
+// and delivers the whole partition again under a second lease, as the partition's next owner
+// would from the last commit (none). It records every commit call.
+type handoverSource struct {
+	msgs     []kafka.Message
+	revokeAt int
+	mu       sync.Mutex
+	calls    []handoverCommit
+}
+
+type handoverCommit struct {
+	lease  int64
+	offset int64
+	ok     bool
+}
+
+func (s *handoverSource) Run(ctx context.Context, out chan<- *Fetch) error {
+	send := func(l *Lease, from, to int) bool {
+		for i := from; i < to; i += 100 {
+			f := &Fetch{Topic: "s", Lease: l, Msgs: s.msgs[i:min(i+100, to)]}
+			f.refs.Store(1)
+			select {
+			case out <- f:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		return true
+	}
+	first := NewLease(1)
+	if !send(first, 0, s.revokeAt) {
+		return nil
+	}
+	first.End()
+	if !send(NewLease(2), 0, len(s.msgs)) {
+		return nil
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (s *handoverSource) Commit(_ context.Context, lease *Lease, offsets map[string]map[int]int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ok := !lease.Revoked()
+	s.calls = append(s.calls, handoverCommit{lease.ID, offsets["s"][0], ok})
+	if !ok {
+		return ErrRevoked
+	}
+	return nil
+}
+
+func (s *handoverSource) commits() []handoverCommit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]handoverCommit(nil), s.calls...)
+}
+
+// A rebalance in the middle of a batch: the batch in hand is dropped, not inserted (its
+// messages' new owner reads them again), no batch mixes the two leases, commits after the
+// hand-over go through the new lease in order, and every session arrives.
+func TestSinkDropsRevokedBatchIntegration(t *testing.T) {
+	addrs := testenv.ClickHouseAddrs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	db := fmt.Sprintf("mxtest_handover_%d", time.Now().UnixNano())
+	conn := openTest(t, ctx, addrs, db)
+	sv, err := schema.DetectServer(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, revokeAt = 3000, 1250 // batches of 500: the third holds 1000..1249 at the hand-over
+	ss := genSessions(57, n)
+	src := &handoverSource{revokeAt: revokeAt}
+	for i := range ss {
+		src.msgs = append(src.msgs, kafka.Message{Topic: "s", Offset: int64(i), Value: ss[i].AppendJSON(nil)})
+	}
+	m := NewMetrics(nil)
+	s := pipelineSink(t, NewWriter(conn, db, schema.FeaturesFor(sv), m, 10*time.Millisecond, 50*time.Millisecond), db, src, m)
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	waitFor(t, ctx, "offset 3000 committed", func() bool {
+		c := src.commits()
+		return len(c) > 0 && c[len(c)-1] == handoverCommit{2, n, true}
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	var last int64
+	for _, c := range src.commits() {
+		switch {
+		case c.lease == 1 && c.offset > revokeAt:
+			t.Errorf("lease 1 committed offset %d, past what it delivered (%d): a batch mixed the leases", c.offset, revokeAt)
+		case c.lease == 1 && c.offset%500 != 0:
+			t.Errorf("lease 1 committed offset %d: the batch in hand at the hand-over was inserted and committed", c.offset)
+		case c.lease == 2 && c.offset <= last:
+			t.Errorf("lease 2 commits out of order: %v", src.commits())
+		}
+		if c.lease == 2 {
+			last = c.offset
+		}
+	}
+	if got := counterValue(m.Revoked); got < 1 {
+		t.Errorf("%v batches counted as revoked, want the one in hand at least", got)
+	}
+	if got := count(t, ctx, conn, "SELECT uniqExact(session_id) FROM "+db+".sessions"); got != n {
+		t.Errorf("%d sessions in ClickHouse, want %d", got, n)
+	}
+	// The dropped batch was not inserted: at most the two full batches of lease 1 went in twice.
+	if got := count(t, ctx, conn, "SELECT count() FROM "+db+".sessions"); got > n+1000 {
+		t.Errorf("%d rows inserted for %d sessions: the revoked batch in hand was inserted too", got, n)
 	}
 }

@@ -11,9 +11,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 )
 
 // Config is the sink's behaviour (connection settings live in ConnConfig).
@@ -59,50 +56,61 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Fetcher is the part of *kafka.Reader the sink uses.
-type Fetcher interface {
-	FetchMessage(ctx context.Context) (kafka.Message, error)
-	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
-}
-
 // Sink runs the consume-batch-insert-commit loop.
 type Sink struct {
-	cfg     Config
-	fetcher Fetcher
-	writer  *Writer
-	m       *Metrics
-	log     *slog.Logger
-	newB    func() *Batch
-	now     func() time.Time
+	cfg    Config
+	src    Source
+	writer *Writer
+	m      *Metrics
+	log    *slog.Logger
+	newB   func() *Batch
+	now    func() time.Time
 }
 
-// New returns a sink; w decides the schema features the batches are built for.
-func New(cfg Config, f Fetcher, w *Writer, m *Metrics, log *slog.Logger) (*Sink, error) {
+// New returns a sink reading src; w decides the schema features the batches are built for.
+func New(cfg Config, src Source, w *Writer, m *Metrics, log *slog.Logger) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sink config: %w", err)
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
-	return &Sink{cfg: cfg, fetcher: f, writer: w, m: m, log: log, now: time.Now,
+	return &Sink{cfg: cfg, src: src, writer: w, m: m, log: log, now: time.Now,
 		newB: func() *Batch { return NewBatch(w.f, cfg.MaxField) }}, nil
 }
 
-type fetched struct {
-	msg kafka.Message
-	err error
+// slot is a batch with what the sink needs besides its rows: the lease its messages were
+// read under (one per batch: its commit goes through it) and the fetches whose values it
+// holds (released when the batch is reset).
+type slot struct {
+	b       *Batch
+	lease   *Lease
+	fetches []*Fetch
+}
+
+// recycle empties s for reuse and releases the fetches it held.
+func (s *slot) recycle() {
+	s.b.Reset()
+	for _, f := range s.fetches {
+		f.release()
+	}
+	clear(s.fetches)
+	s.fetches = s.fetches[:0]
+	s.lease = nil
 }
 
 // Run consumes until ctx ends or an insert fails for good. On cancellation it inserts and
 // commits the batch in hand (within DrainTimeout) and returns nil.
 func (s *Sink) Run(ctx context.Context) error {
 	// Free batches bound memory and the batches in flight: one being filled, the rest queued
-	// for or inside the writer.
-	free := make(chan *Batch, s.cfg.MaxInFlight+1)
+	// for or inside the writer. A fetch is held until every batch holding its messages is
+	// reset, so the fetches in memory are bounded by the batches too (plus one per
+	// partition on its way in).
+	free := make(chan *slot, s.cfg.MaxInFlight+1)
 	for i := 0; i < s.cfg.MaxInFlight+1; i++ {
-		free <- s.newB()
+		free <- &slot{b: s.newB()}
 	}
-	full := make(chan *Batch, s.cfg.MaxInFlight)
+	full := make(chan *slot, s.cfg.MaxInFlight)
 	writerDone := make(chan struct{})
 	var writerErr error
 	drainCtx, cancelDrain := context.WithCancel(context.WithoutCancel(ctx))
@@ -113,21 +121,18 @@ func (s *Sink) Run(ctx context.Context) error {
 		writerErr = s.writeLoop(ctx, drainCtx, full, free)
 	}()
 
-	msgs := make(chan fetched, 256)
-	fetchCtx, stopFetch := context.WithCancel(ctx)
-	defer stopFetch()
-	go func() {
-		defer close(msgs)
-		for {
-			m, err := s.fetcher.FetchMessage(fetchCtx)
-			select {
-			case msgs <- fetched{m, err}:
-			case <-fetchCtx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
+	// One hand-off per fetch (1 MiB, or a whole producer batch), not per message. Each
+	// partition reader holds one more fetch while it waits to hand it over: with many
+	// partitions one is nearly always ready, so a longer queue would only hold memory.
+	fetches := make(chan *Fetch, 1)
+	srcCtx, stopSrc := context.WithCancel(ctx)
+	srcDone := make(chan error, 1)
+	go func() { srcDone <- s.src.Run(srcCtx, fetches) }()
+	srcStopped := false
+	defer func() {
+		stopSrc()
+		if !srcStopped {
+			<-srcDone
 		}
 	}()
 
@@ -135,9 +140,16 @@ func (s *Sink) Run(ctx context.Context) error {
 	timer := time.NewTimer(s.cfg.BatchAge)
 	defer timer.Stop()
 	var hdr map[string]string
-	lag := map[string]prometheus.Gauge{}
+	waitKafka, waitCH := s.m.Waits.WithLabelValues("kafka"), s.m.Waits.WithLabelValues("clickhouse")
 	ship := func() error {
-		if cur.Len() == 0 {
+		if cur.b.Len() == 0 {
+			return nil
+		}
+		if cur.lease != nil && cur.lease.Revoked() {
+			// Nothing of it may be committed and the new owner re-reads it: inserting it
+			// would only make duplicates.
+			s.m.Revoked.Inc()
+			cur.recycle()
 			return nil
 		}
 		select {
@@ -147,12 +159,20 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		select {
 		case cur = <-free:
+			return nil
+		default:
+		}
+		t0 := time.Now()
+		defer func() { waitCH.Add(time.Since(t0).Seconds()) }()
+		select {
+		case cur = <-free:
 		case <-writerDone:
 			return writerErr
 		}
 		return nil
 	}
 	finish := func(runErr error) error {
+		stopSrc()
 		if runErr == nil {
 			runErr = ship()
 		}
@@ -165,46 +185,85 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		return runErr
 	}
-	for {
-		select {
-		case f, ok := <-msgs:
-			if !ok || f.err != nil {
-				if ctx.Err() != nil || !ok {
-					return finish(nil)
-				}
-				return finish(fmt.Errorf("fetch from kafka: %w", f.err))
+	// add appends fetch f to the batches, shipping each that fills up.
+	add := func(f *Fetch) error {
+		defer f.release() // the batcher's hold
+		if f.Lease.Revoked() {
+			return nil // read under a generation that ended: the partition's new owner reads it
+		}
+		if cur.lease != f.Lease && cur.b.Len() > 0 {
+			// A batch holds one lease's messages: its commit goes through that lease.
+			if err := ship(); err != nil {
+				return err
 			}
-			kind := s.cfg.Topics[f.msg.Topic]
-			m := Message{Topic: f.msg.Topic, Partition: f.msg.Partition, Offset: f.msg.Offset, Key: f.msg.Key, Value: f.msg.Value}
-			if kind == KindDeadLetter && len(f.msg.Headers) > 0 {
+		}
+		kind := s.cfg.Topics[f.Topic]
+		now := s.now()
+		held := false
+		for i := range f.Msgs {
+			km := &f.Msgs[i]
+			if cur.b.Len() == 0 {
+				timer.Reset(s.cfg.BatchAge)
+				cur.lease = f.Lease
+			}
+			if !held {
+				f.hold()
+				cur.fetches = append(cur.fetches, f)
+				held = true
+			}
+			m := Message{Topic: f.Topic, Partition: f.Partition, Offset: km.Offset, Key: km.Key, Value: km.Value}
+			if kind == KindDeadLetter && len(km.Headers) > 0 {
 				if hdr == nil {
 					hdr = map[string]string{}
 				}
 				clear(hdr)
-				for _, h := range f.msg.Headers {
+				for _, h := range km.Headers {
 					hdr[h.Key] = string(h.Value)
 				}
 				m.Headers = hdr
 			}
-			if cur.Len() == 0 {
-				timer.Reset(s.cfg.BatchAge)
-			}
-			cur.Add(kind, &m, s.now())
-			if f.msg.HighWaterMark > 0 {
-				g := lag[f.msg.Topic]
-				if g == nil {
-					// WithLabelValues hashes the label on every call; once per topic is enough.
-					g = s.m.Lag.WithLabelValues(f.msg.Topic)
-					lag[f.msg.Topic] = g
-				}
-				g.Set(float64(f.msg.HighWaterMark - f.msg.Offset - 1))
-			}
-			if cur.Len() >= s.cfg.BatchRows || cur.Bytes() >= s.cfg.BatchBytes {
+			cur.b.Add(kind, &m, now)
+			if cur.b.Len() >= s.cfg.BatchRows || cur.b.Bytes() >= s.cfg.BatchBytes {
 				if err := ship(); err != nil {
-					return finish(err)
+					return err
+				}
+				held = false
+				if f.Lease.Revoked() {
+					return nil // the rest would only fill a batch that is dropped
 				}
 			}
+		}
+		return nil
+	}
+	for {
+		select {
+		case f := <-fetches:
+			if err := add(f); err != nil {
+				return finish(err)
+			}
+			continue
+		default:
+		}
+		t0 := time.Now()
+		select {
+		case f := <-fetches:
+			waitKafka.Add(time.Since(t0).Seconds())
+			if err := add(f); err != nil {
+				return finish(err)
+			}
+		case err := <-srcDone:
+			srcStopped = true
+			if ctx.Err() != nil {
+				return finish(nil)
+			}
+			if err == nil {
+				err = errors.New("stopped")
+			}
+			return finish(fmt.Errorf("consume from kafka: %w", err))
+		case <-ctx.Done():
+			return finish(nil)
 		case <-timer.C:
+			waitKafka.Add(time.Since(t0).Seconds())
 			if err := ship(); err != nil {
 				return finish(err)
 			}
@@ -221,7 +280,7 @@ func (s *Sink) Run(ctx context.Context) error {
 // batches were filled, each batch only once its own insert and every earlier one were
 // acknowledged; an insert that fails for good stops the loop before anything later commits
 // (rows of later batches already inserted are replayed and collapse).
-func (s *Sink) writeLoop(ctx, drainCtx context.Context, full <-chan *Batch, free chan<- *Batch) error {
+func (s *Sink) writeLoop(ctx, drainCtx context.Context, full <-chan *slot, free chan<- *slot) error {
 	n := s.cfg.MaxInFlight
 	writers := make(chan *Writer, n)
 	writers <- s.writer
@@ -229,7 +288,7 @@ func (s *Sink) writeLoop(ctx, drainCtx context.Context, full <-chan *Batch, free
 		writers <- s.writer.clone()
 	}
 	type pending struct {
-		b    *Batch
+		sl   *slot
 		done chan error
 	}
 	order := make(chan pending, n)
@@ -255,19 +314,25 @@ func (s *Sink) writeLoop(ctx, drainCtx context.Context, full <-chan *Batch, free
 				abortDrain()
 				continue
 			}
-			s.m.BatchRows.Observe(float64(p.b.Len()))
+			s.m.BatchRows.Observe(float64(p.sl.b.Len()))
 			wctx := ctx
 			if ctx.Err() != nil {
 				wctx = drainCtx
 			}
-			if cerr := s.commit(wctx, p.b); cerr != nil {
-				// The rows are in ClickHouse: a failed commit (typically a rebalance that moved
-				// the partition) only means they will be replayed and collapse. Not worth stopping for.
+			if cerr := s.commit(wctx, p.sl); errors.Is(cerr, ErrRevoked) {
+				// A rebalance moved (some of) the batch's partitions: the new owner re-reads
+				// from the last commit, and the rows inserted here again collapse (the tables
+				// are ReplacingMergeTree, and a retried insert carries the same dedup token).
+				s.m.Revoked.Inc()
+				s.log.Info("batch not committed: its partitions were revoked; the new owner re-reads them", "err", cerr)
+			} else if cerr != nil {
+				// The rows are in ClickHouse: a failed commit only means they will be replayed
+				// and collapse. Not worth stopping for.
 				s.m.CommitErrors.Inc()
 				s.log.Warn("offset commit failed; the batch's rows will be replayed and collapse", "err", cerr)
 			}
-			p.b.Reset()
-			free <- p.b
+			p.sl.recycle()
+			free <- p.sl
 		}
 		commitDone <- err
 	}()
@@ -276,13 +341,13 @@ func (s *Sink) writeLoop(ctx, drainCtx context.Context, full <-chan *Batch, free
 		return <-commitDone
 	}
 	for {
-		var b *Batch
+		var sl *slot
 		select {
 		case next, ok := <-full:
 			if !ok {
 				return stop()
 			}
-			b = next
+			sl = next
 		case <-failed:
 			return stop()
 		}
@@ -297,12 +362,12 @@ func (s *Sink) writeLoop(ctx, drainCtx context.Context, full <-chan *Batch, free
 		case <-failed:
 			return stop()
 		}
-		p := pending{b: b, done: make(chan error, 1)}
+		p := pending{sl: sl, done: make(chan error, 1)}
 		order <- p // never blocks: at most MaxInFlight+1 batches exist, one is being filled
 		inserts.Add(1)
 		go func() {
 			defer inserts.Done()
-			p.done <- s.insertBatch(insCtx, insDrain, w, b)
+			p.done <- s.insertBatch(insCtx, insDrain, w, sl.b)
 			writers <- w
 		}()
 	}
@@ -321,19 +386,25 @@ func (s *Sink) insertBatch(ctx, drainCtx context.Context, w *Writer, b *Batch) e
 	return err
 }
 
-func (s *Sink) commit(ctx context.Context, b *Batch) error {
-	var msgs []kafka.Message
-	for topic, parts := range b.Offsets() {
-		for p, off := range parts {
-			msgs = append(msgs, kafka.Message{Topic: topic, Partition: p, Offset: off})
-		}
-	}
-	if err := s.fetcher.CommitMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("commit offsets after an acknowledged insert (rows will be replayed and collapse): %w", err)
-	}
-	s.m.Commits.Inc()
+// commit commits, through the batch's lease, the offset after the last message of each
+// partition in the batch.
+func (s *Sink) commit(ctx context.Context, sl *slot) error {
+	b := sl.b
 	for k, n := range b.bytesByKind() {
 		s.m.Bytes.WithLabelValues(k).Add(float64(n))
 	}
+	offs := b.Offsets()
+	for _, parts := range offs {
+		for p, off := range parts {
+			parts[p] = off + 1 // the next message to read
+		}
+	}
+	if sl.lease == nil {
+		return nil // nothing was fetched (the batch holds no message)
+	}
+	if err := s.src.Commit(ctx, sl.lease, offs); err != nil {
+		return fmt.Errorf("commit offsets after an acknowledged insert (rows will be replayed and collapse): %w", err)
+	}
+	s.m.Commits.Inc()
 	return nil
 }

@@ -111,18 +111,14 @@ func runSink(t *testing.T, ctx context.Context, st stream, conn driver.Conn, add
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader := kafka.NewReader(kafka.ReaderConfig{Brokers: st.brokers, GroupID: st.group,
-		GroupTopics: []string{st.sessions, st.events, st.dead}, MinBytes: 1, MaxBytes: 10 << 20,
-		MaxWait: time.Second, QueueCapacity: 1000, HeartbeatInterval: time.Second, StartOffset: kafka.FirstOffset,
-		WatchPartitionChanges: true,
-		ErrorLogger:           kafka.LoggerFunc(func(f string, a ...any) { t.Logf("kafka: "+f, a...) })})
-	defer reader.Close()
 	m := NewMetrics(nil)
+	src := groupSource(t, st, []string{st.sessions, st.events, st.dead}, m)
+	defer src.Close()
 	w := NewWriter(conn, st.db, schema.FeaturesFor(sv), m, 100*time.Millisecond, 2*time.Second)
 	s, err := New(Config{Database: st.db, Topics: map[string]Kind{st.sessions: KindSessions, st.events: KindEvents, st.dead: KindDeadLetter},
 		BatchRows: 20000, BatchBytes: 32 << 20, BatchAge: 300 * time.Millisecond, MaxInFlight: 2,
 		RetryInitial: 100 * time.Millisecond, RetryMax: 2 * time.Second, MaxField: 256 << 10},
-		reader, w, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		src, w, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +143,18 @@ func runSink(t *testing.T, ctx context.Context, st stream, conn driver.Conn, add
 		t.Fatalf("sink shutdown: %v", err)
 	}
 	return m
+}
+
+// groupSource is a consumer-group source of st's group on topics.
+func groupSource(t testing.TB, st stream, topics []string, m *Metrics) *GroupSource {
+	t.Helper()
+	src, err := NewGroupSource(GroupConfig{Brokers: st.brokers, GroupID: st.group, Topics: topics,
+		HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 10 * time.Second, WatchPartitionChanges: true},
+		m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }
 
 func count(t testing.TB, ctx context.Context, conn driver.Conn, q string) uint64 {

@@ -1,0 +1,393 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/mxtrail/mxtrail/internal/kafkafetch"
+)
+
+// Source is where the sink's messages come from: whole fetches of one partition each, and
+// commits of what ClickHouse acknowledged.
+type Source interface {
+	// Run sends fetches on out until ctx ends (then it returns nil), or returns an error when
+	// it cannot go on. Commits keep working after Run returned, until the source is closed,
+	// so the sink can commit the batches it drains on shutdown.
+	Run(ctx context.Context, out chan<- *Fetch) error
+	// Commit records, per topic and partition, the offset of the next message to read (the
+	// Kafka convention: last consumed + 1) for messages read under lease. It returns an
+	// error wrapping ErrRevoked, and commits nothing, when the lease has ended: the
+	// partitions may have a new owner, who re-reads from the last commit.
+	Commit(ctx context.Context, lease *Lease, offsets map[string]map[int]int64) error
+}
+
+// ErrRevoked is a commit refused because the lease (consumer-group generation) the messages
+// were read under has ended.
+var ErrRevoked = errors.New("partitions revoked by a rebalance")
+
+// Lease is the ownership messages were read under: one per consumer-group generation. Once
+// it ends (a rebalance), nothing read under it may be committed.
+type Lease struct {
+	ID   int64 // the generation id, for logs
+	done chan struct{}
+	once sync.Once
+	gen  *kafka.Generation // nil for sources that are not a consumer group
+}
+
+// NewLease returns a live lease (for sources other than GroupSource).
+func NewLease(id int64) *Lease { return &Lease{ID: id, done: make(chan struct{})} }
+
+// End ends the lease; safe to call more than once.
+func (l *Lease) End() { l.once.Do(func() { close(l.done) }) }
+
+// Revoked reports whether the lease has ended.
+func (l *Lease) Revoked() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Done is closed when the lease ends.
+func (l *Lease) Done() <-chan struct{} { return l.done }
+
+// Fetch is one fetch of one partition: messages in offset order. The messages' keys and
+// values stay valid until the fetch is released, which the sink does once every batch
+// holding them was acknowledged and reset (Batch.Add keeps the values without copying).
+type Fetch struct {
+	Topic     string
+	Partition int
+	Msgs      []kafka.Message
+	Lease     *Lease
+
+	refs atomic.Int32  // holders: the batcher while it reads the fetch, and each batch with its messages
+	pool chan<- *Fetch // where a released fetch goes for reuse (nil: dropped)
+}
+
+func (f *Fetch) hold() { f.refs.Add(1) }
+
+// release drops one hold; the last one recycles the fetch into its partition's pool (a
+// fetch without a pool is left alone: its messages may be the source's to keep).
+func (f *Fetch) release() {
+	if f.refs.Add(-1) != 0 || f.pool == nil {
+		return
+	}
+	clear(f.Msgs) // let the values go
+	f.Msgs = f.Msgs[:0]
+	select {
+	case f.pool <- f:
+	default:
+	}
+}
+
+// GroupConfig configures a GroupSource. Zero durations and sizes take the defaults.
+type GroupConfig struct {
+	Brokers []string
+	GroupID string
+	Topics  []string
+	Dialer  *kafka.Dialer // nil: kafka.DefaultDialer
+	// StartOffset is where a partition without a committed offset starts: kafka.FirstOffset
+	// (default) or kafka.LastOffset.
+	StartOffset int64
+	// HeartbeatInterval of the group membership (default 1 s) and SessionTimeout (default 30 s).
+	HeartbeatInterval time.Duration
+	SessionTimeout    time.Duration
+	// FetchMaxBytes bounds one fetch response (default 1 MiB); MaxWait is how long the broker
+	// may hold a fetch of an idle partition (default 1 s).
+	FetchMaxBytes int
+	MaxWait       time.Duration
+	// WatchPartitionChanges rebalances when partitions are added to a topic.
+	WatchPartitionChanges bool
+}
+
+// Validate returns every problem with c.
+func (c *GroupConfig) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("at least one broker is required"))
+	}
+	if c.GroupID == "" {
+		errs = append(errs, errors.New("group id must not be empty"))
+	}
+	if len(c.Topics) == 0 {
+		errs = append(errs, errors.New("at least one topic is required"))
+	}
+	if c.StartOffset != 0 && c.StartOffset != kafka.FirstOffset && c.StartOffset != kafka.LastOffset {
+		errs = append(errs, fmt.Errorf("start offset must be kafka.FirstOffset or kafka.LastOffset, got %d", c.StartOffset))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *GroupConfig) defaults() {
+	if c.StartOffset == 0 {
+		c.StartOffset = kafka.FirstOffset
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = time.Second
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 30 * time.Second
+	}
+	if c.FetchMaxBytes <= 0 {
+		c.FetchMaxBytes = defaultFetchMaxBytes
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = time.Second // 250 ms with large fetches gave i/o timeouts (MEASURED.md)
+	}
+}
+
+// defaultFetchMaxBytes bounds one fetch. Fetches are held until the batches holding their
+// messages are acknowledged, so this does not bound memory (the batches do); it sets how
+// many messages cross to the batcher per hand-off (~1,000 session records).
+const defaultFetchMaxBytes = 1 << 20
+
+// fetchPool is how many released fetches a partition keeps for reuse.
+const fetchPool = 64
+
+// GroupSource consumes the topics as a member of a Kafka consumer group: it joins the group
+// itself (kafka.ConsumerGroup) and reads each assigned partition with a kafkafetch.Fetcher,
+// a whole fetch at a time, instead of kafka-go's Reader (whose per-message channel hand-offs
+// and deadlines cost ~2.3 µs a row).
+type GroupSource struct {
+	cfg GroupConfig
+	m   *Metrics
+	log *slog.Logger
+
+	mu       sync.Mutex
+	cg       *kafka.ConsumerGroup
+	closed   bool
+	lease    *Lease // the current generation's
+	assigned map[string][]int
+	commitMu sync.Mutex // one commit request at a time on the coordinator connection
+}
+
+// NewGroupSource returns a source; nothing connects until Run. m may be nil (no lag or
+// skipped-record metrics).
+func NewGroupSource(cfg GroupConfig, m *Metrics, log *slog.Logger) (*GroupSource, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("kafka source config: %w", err)
+	}
+	cfg.defaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	return &GroupSource{cfg: cfg, m: m, log: log}, nil
+}
+
+// Run joins the group and reads the partitions of each generation until ctx ends. The
+// generation stays open after Run returns (for the last commits) until Close.
+func (s *GroupSource) Run(ctx context.Context, out chan<- *Fetch) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errors.New("kafka source is closed")
+	}
+	if s.cg == nil {
+		cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+			ID:                    s.cfg.GroupID,
+			Brokers:               s.cfg.Brokers,
+			Dialer:                s.cfg.Dialer,
+			Topics:                s.cfg.Topics,
+			HeartbeatInterval:     s.cfg.HeartbeatInterval,
+			SessionTimeout:        s.cfg.SessionTimeout,
+			RebalanceTimeout:      s.cfg.SessionTimeout,
+			JoinGroupBackoff:      500 * time.Millisecond,
+			StartOffset:           s.cfg.StartOffset,
+			WatchPartitionChanges: s.cfg.WatchPartitionChanges,
+			ErrorLogger:           kafka.LoggerFunc(func(f string, a ...any) { s.log.Debug("kafka group: " + fmt.Sprintf(f, a...)) }),
+		})
+		if err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("join consumer group %q: %w", s.cfg.GroupID, err)
+		}
+		s.cg = cg
+	}
+	cg := s.cg
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	defer wg.Wait() // every partition reader stopped: no goroutine outlives Run
+	for ctx.Err() == nil {
+		gen, err := cg.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				return nil
+			}
+			s.log.Warn("consumer group", "group", s.cfg.GroupID, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		l := &Lease{ID: int64(gen.ID), done: make(chan struct{}), gen: gen}
+		assigned := map[string][]int{}
+		for topic, as := range gen.Assignments {
+			for _, a := range as {
+				assigned[topic] = append(assigned[topic], a.ID)
+			}
+			sort.Ints(assigned[topic])
+		}
+		s.mu.Lock()
+		s.lease, s.assigned = l, assigned
+		s.mu.Unlock()
+		s.log.Info("consumer group generation", "group", s.cfg.GroupID, "generation", gen.ID, "partitions", assigned)
+		var readers sync.WaitGroup
+		for topic, as := range gen.Assignments {
+			for _, a := range as {
+				readers.Add(1)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer readers.Done()
+					s.readPartition(ctx, l, topic, a, out)
+				}()
+			}
+		}
+		// The partition readers are not functions of the generation (one returning would end
+		// it, and with it the commits of a draining shutdown); this one is: it ends the lease
+		// when the generation ends and holds the generation open until the readers stopped.
+		gen.Start(func(gctx context.Context) {
+			<-gctx.Done()
+			l.End()
+			readers.Wait()
+			s.mu.Lock()
+			if s.lease == l {
+				s.assigned = nil
+			}
+			s.mu.Unlock()
+		})
+	}
+	return nil
+}
+
+// Assigned returns the partitions of the current generation per topic (nil between
+// generations).
+func (s *GroupSource) Assigned() map[string][]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.assigned
+}
+
+// Commit commits offsets through the generation of lease, unless it has ended. The broker
+// refuses a commit of a generation that ended meanwhile as well.
+func (s *GroupSource) Commit(_ context.Context, lease *Lease, offsets map[string]map[int]int64) error {
+	if lease.Revoked() || lease.gen == nil {
+		return fmt.Errorf("commit generation %d: %w", lease.ID, ErrRevoked)
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if err := lease.gen.CommitOffsets(offsets); err != nil {
+		if lease.Revoked() {
+			return fmt.Errorf("commit generation %d: %w (%w)", lease.ID, ErrRevoked, err)
+		}
+		return fmt.Errorf("commit generation %d: %w", lease.ID, err)
+	}
+	return nil
+}
+
+// Close leaves the group (after Run returned and the last commits were made).
+func (s *GroupSource) Close() error {
+	s.mu.Lock()
+	cg := s.cg
+	s.closed = true
+	s.mu.Unlock()
+	if cg == nil {
+		return nil
+	}
+	return cg.Close()
+}
+
+// readPartition fetches one partition from its committed offset until ctx or the lease ends,
+// sending each non-empty fetch whole.
+func (s *GroupSource) readPartition(ctx context.Context, l *Lease, topic string, a kafka.PartitionAssignment, out chan<- *Fetch) {
+	log := s.log.With("topic", topic, "partition", a.ID, "generation", l.ID)
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // a revocation interrupts a fetch in flight
+		select {
+		case <-l.done:
+			cancel()
+		case <-fctx.Done():
+		}
+	}()
+	f := kafkafetch.New(kafkafetch.Config{Brokers: s.cfg.Brokers, Topic: topic, Partition: a.ID,
+		Dialer: s.cfg.Dialer, MaxBytes: s.cfg.FetchMaxBytes, MaxWait: s.cfg.MaxWait})
+	defer f.Close()
+	var lag prometheus.Gauge
+	var lagShown int64
+	if s.m != nil {
+		lag = s.m.Lag.WithLabelValues(topic)
+		// This partition's share of the topic's lag leaves with it: the new owner reports it.
+		defer func() { lag.Add(float64(-lagShown)) }()
+	}
+	next := a.Offset
+	if next < 0 {
+		next = s.cfg.StartOffset
+	}
+	log.Debug("partition assigned", "offset", next)
+	pool := make(chan *Fetch, fetchPool)
+	size := 256 // messages in the last fetch: a new fetch slice starts at that capacity
+	for fctx.Err() == nil {
+		var fe *Fetch
+		select {
+		case fe = <-pool:
+		default:
+			fe = &Fetch{Topic: topic, Partition: a.ID, Lease: l, pool: pool, Msgs: make([]kafka.Message, 0, size)}
+		}
+		var res kafkafetch.Result
+		var err error
+		fe.Msgs, res, err = f.Fetch(fctx, next, fe.Msgs[:0])
+		next = res.Next
+		if lag != nil && res.HighWaterMark >= 0 {
+			n := max(res.HighWaterMark-res.Next, 0)
+			lag.Add(float64(n - lagShown))
+			lagShown = n
+		}
+		if len(fe.Msgs) > 0 {
+			size = max(size, len(fe.Msgs))
+			fe.refs.Store(1) // the batcher's hold, released once it has read the fetch
+			select {
+			case out <- fe:
+			case <-fctx.Done():
+				return
+			}
+		} else {
+			select {
+			case pool <- fe:
+			default:
+			}
+		}
+		if err == nil {
+			continue
+		}
+		if fctx.Err() != nil {
+			return
+		}
+		var oe *kafkafetch.OutOfRangeError
+		if errors.As(err, &oe) && oe.Offset < oe.First {
+			if s.m != nil {
+				s.m.Skipped.Add(float64(oe.First - oe.Offset))
+			}
+			log.Error("records deleted by retention before the sink read them: skipped", "err", err)
+			continue
+		}
+		log.Warn("fetch", "err", err)
+		select {
+		case <-fctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

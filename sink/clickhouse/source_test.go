@@ -1,0 +1,69 @@
+package clickhouse
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// A fetch goes back to its partition's pool only when the last batch holding its values lets
+// go, and only then are its messages cleared (Batch.Add keeps the values without copying).
+func TestFetchRecycledAfterLastHold(t *testing.T) {
+	pool := make(chan *Fetch, 1)
+	f := &Fetch{Topic: "s", Lease: NewLease(1), pool: pool,
+		Msgs: []kafka.Message{{Offset: 7, Value: []byte(`{"session_id":"a"}`)}, {Offset: 8, Value: []byte(`{}`)}}}
+	f.refs.Store(1) // the batcher's
+	f.hold()        // a batch with its first message
+	f.hold()        // the next batch with its second
+	f.release()     // the batcher is done with it
+	f.release()     // the first batch is reset
+	if len(pool) != 0 || string(f.Msgs[0].Value) != `{"session_id":"a"}` {
+		t.Fatalf("recycled (pool %d) or cleared (%q) while a batch still holds it", len(pool), f.Msgs[0].Value)
+	}
+	f.release() // the second batch is reset
+	if len(pool) != 1 {
+		t.Fatal("not recycled after the last hold")
+	}
+	if len(f.Msgs) != 0 || f.Msgs[:2][0].Value != nil {
+		t.Errorf("recycled with its messages: %d left, first value %q", len(f.Msgs), f.Msgs[:2][0].Value)
+	}
+
+	// Without a pool the messages are the source's: left as they are.
+	g := &Fetch{Msgs: []kafka.Message{{Value: []byte("x")}}}
+	g.refs.Store(1)
+	g.release()
+	if string(g.Msgs[0].Value) != "x" {
+		t.Errorf("a fetch without a pool was cleared")
+	}
+}
+
+func TestLeaseRevoked(t *testing.T) {
+	l := NewLease(3)
+	if l.Revoked() {
+		t.Fatal("a new lease is revoked")
+	}
+	l.End()
+	l.End() // twice is fine
+	if !l.Revoked() {
+		t.Fatal("an ended lease is not revoked")
+	}
+	select {
+	case <-l.Done():
+	default:
+		t.Fatal("Done is open after End")
+	}
+}
+
+func TestGroupConfigValidateReportsEveryProblem(t *testing.T) {
+	c := GroupConfig{StartOffset: 42}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("an empty config is valid")
+	}
+	for _, want := range []string{"broker", "group id", "topic", "start offset"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
