@@ -13,9 +13,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -90,7 +92,11 @@ type Tailer struct {
 	log   *slog.Logger
 	m     *Metrics
 
-	files     []*file // open files in discovery order: a rotated file is read before its successor
+	files []*file // open files in discovery order: a rotated file is read before its successor
+	// snap is files as of the last scan or reap, for the lag gauge's own goroutine: the Run
+	// loop can block for as long as an outage lasts (sending waits for room), which is when
+	// the lag matters.
+	snap      atomic.Pointer[[]*file]
 	closing   []*file // closed, waiting for their last acknowledgements before the position is dropped
 	firstRun  bool
 	buf       []byte
@@ -118,6 +124,8 @@ func New(cfg Config, out Sender, store *checkpoint.Store) (*Tailer, error) {
 // file is one open file. The tail goroutine owns every field but ack, which the producer's
 // goroutine uses through Acked.
 type file struct {
+	// ackNow is ack for the lag gauge's goroutine (ack is replaced after a truncation).
+	ackNow  atomic.Pointer[ackState]
 	key     checkpoint.Key
 	path    string
 	f       *os.File
@@ -171,8 +179,16 @@ func (t *Tailer) Run(ctx context.Context) error {
 			f.f.Close()
 		}
 	}()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() {
+		defer close(lagDone)
+		t.lagLoop(lagCtx)
+	}()
+	defer func() { stopLag(); <-lagDone }() // before the files close
 	for {
 		t.scan()
+		t.publish()
 		if err := t.readAll(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -180,6 +196,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 			return err
 		}
 		t.reap()
+		t.publish()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -325,6 +342,7 @@ func (t *Tailer) open(in *Input, path string, k checkpoint.Key) {
 	f.readOff = start
 	f.ack = &ackState{t: checkpoint.NewTracker(start), store: t.store,
 		pos: checkpoint.Position{Key: k, Path: path, Fingerprint: f.fp, Offset: start, Seen: time.Now()}}
+	f.ackNow.Store(f.ack)
 	t.store.Set(f.ack.pos)
 	t.files = append(t.files, f)
 	t.log.Info("following file", "path", path, "inode", k.Ino, "offset", start, "how", how)
@@ -366,6 +384,7 @@ func (t *Tailer) read(ctx context.Context, f *file) error {
 		f.fp = t.readPrefix(f.f, t.cfg.FingerprintSize)
 		f.ack = &ackState{t: checkpoint.NewTracker(0), store: t.store,
 			pos: checkpoint.Position{Key: f.key, Path: f.path, Fingerprint: f.fp, Seen: time.Now()}}
+		f.ackNow.Store(f.ack)
 		t.store.Set(f.ack.pos)
 	}
 	progressed := false
@@ -543,9 +562,41 @@ func (t *Tailer) reap() {
 	clear(t.closing[len(live):])
 	t.closing = live
 	t.m.files.Set(float64(len(t.files)))
+}
+
+func (t *Tailer) publish() {
+	s := slices.Clone(t.files)
+	t.snap.Store(&s)
+}
+
+// lagLoop sets the lag gauge every poll interval until ctx ends.
+func (t *Tailer) lagLoop(ctx context.Context) {
+	tick := time.NewTicker(t.cfg.Poll)
+	defer tick.Stop()
+	for {
+		t.updateLag()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// updateLag sets the gauge to the file bytes not yet acknowledged: each file's size now (a
+// stat, not the size the reader last saw) minus its acknowledged offset.
+func (t *Tailer) updateLag() {
+	p := t.snap.Load()
+	if p == nil {
+		return
+	}
 	var lag int64
-	for _, f := range t.files {
-		lag += f.size - f.ack.acked()
+	for _, f := range *p {
+		st, err := f.f.Stat()
+		if err != nil {
+			continue // closed by reap meanwhile: read to its end
+		}
+		lag += max(st.Size()-f.ackNow.Load().acked(), 0)
 	}
 	t.m.lag.Set(float64(lag))
 }
