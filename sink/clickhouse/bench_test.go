@@ -93,7 +93,8 @@ func cpuTime() time.Duration {
 // with the same server figures: the issue's baseline, the same records as JSONEachRow through
 // `clickhouse-client`, and the server's ceiling, the rows the sink wrote (every column the sink
 // sends) re-inserted as Native blocks of 100k rows through `clickhouse-client`.
-// Records per run: MXTRAIL_SINK_BENCH_RECORDS (default 200000). They are time-ordered like a
+// Records per run: MXTRAIL_SINK_BENCH_RECORDS (default 200000); MXTRAIL_SINK_BENCH_SINK_YAML adds
+// lines to the sink section of its config (e.g. "  batch_bytes: 128MiB\n"). They are time-ordered like a
 // live stream (2,000 sessions a second, see liveOrder); MXTRAIL_SINK_BENCH_SPREAD=1 keeps
 // genSessions' random spread over four days, which costs the server about twice as much per
 // row: every insert writes a part into each day's partition, and the rollup view aggregates
@@ -521,7 +522,8 @@ func writeSinkConfig(b *testing.B, st stream, addrs []string, metricsAddr string
 	y := "kafka:\n  brokers: " + q(st.brokers...) + "\n  topics:\n    sessions: " + st.sessions +
 		"\n    events: " + st.events + "\n    deadletter: " + st.dead +
 		"\nclickhouse:\n  addrs: " + q(addrs...) + "\n  database: " + st.db +
-		"\nhttp:\n  listen: " + metricsAddr + "\nsink:\n  group_id: " + st.group + "\n"
+		"\nhttp:\n  listen: " + metricsAddr + "\nsink:\n  group_id: " + st.group + "\n" +
+		os.Getenv("MXTRAIL_SINK_BENCH_SINK_YAML") // more sink settings, e.g. "  batch_bytes: 128MiB\n"
 	p := filepath.Join(b.TempDir(), "mxtrail.yaml")
 	if err := os.WriteFile(p, []byte(y), 0o600); err != nil {
 		b.Fatal(err)
