@@ -269,9 +269,8 @@ func (p *partition) fetch(ctx context.Context, f *kafkafetch.Fetcher, offset int
 		if ctx.Err() != nil {
 			return
 		}
-		var oe *kafkafetch.OutOfRangeError
-		if errors.As(err, &oe) && oe.Offset < oe.First {
-			p.e.m.skipped.Add(float64(oe.First - oe.Offset))
+		if n := kafkafetch.Skipped(err); n > 0 {
+			p.e.m.skipped.Add(float64(n))
 			log.Error("records deleted by retention before they were read: skipped", "err", err)
 			continue
 		}

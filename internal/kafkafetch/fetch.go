@@ -117,6 +117,17 @@ func (e *OutOfRangeError) Error() string {
 	return fmt.Sprintf("offset %d is past the end %d of the partition", e.Offset, e.Last)
 }
 
+// Skipped returns how many records retention deleted before they were read when err is
+// an *OutOfRangeError before the partition's first offset (Result.Next then moved past
+// them), else 0: the count a consumer adds to its skipped-records metric.
+func Skipped(err error) int64 {
+	var oe *OutOfRangeError
+	if errors.As(err, &oe) && oe.Offset < oe.First {
+		return oe.First - oe.Offset
+	}
+	return 0
+}
+
 // Unwrap makes errors.Is(err, kafka.OffsetOutOfRange) hold.
 func (e *OutOfRangeError) Unwrap() error { return kafka.OffsetOutOfRange }
 
@@ -310,24 +321,22 @@ func (f *Fetcher) fetchBatch(ctx context.Context, c *kafka.Conn, dst []kafka.Mes
 // outOfRange reads the partition's offset range after an out-of-range fetch and sets
 // res.Next to the first offset when offset is before it.
 func (f *Fetcher) outOfRange(ctx context.Context, offset int64, res *Result) error {
-	{
-		// The failed fetch can leave the connection mid-response: ask on a fresh one.
-		f.Close()
-		oerr := f.dial(ctx)
-		var first, last int64
-		if oerr == nil {
-			f.conn.SetDeadline(time.Now().Add(f.cfg.ReadTimeout))
-			first, last, oerr = f.conn.ReadOffsets()
-			f.conn.SetDeadline(time.Time{})
-		}
-		if oerr != nil {
-			return f.fail(ctx, fmt.Errorf("offset %d out of range, and reading the range: %w", offset, oerr))
-		}
-		if offset < first {
-			res.Next = first
-		}
-		return &OutOfRangeError{Offset: offset, First: first, Last: last}
+	// kafka-go's failed fetch can leave the connection mid-response: ask on a fresh one.
+	f.Close()
+	err := f.dial(ctx)
+	var first, last int64
+	if err == nil {
+		f.conn.SetDeadline(time.Now().Add(f.cfg.ReadTimeout))
+		first, last, err = f.conn.ReadOffsets()
+		f.conn.SetDeadline(time.Time{})
 	}
+	if err != nil {
+		return f.fail(ctx, fmt.Errorf("offset %d out of range, and reading the range: %w", offset, err))
+	}
+	if offset < first {
+		res.Next = first
+	}
+	return &OutOfRangeError{Offset: offset, First: first, Last: last}
 }
 
 // fail drops the connection: after a broken read, a leader change or an unknown partition

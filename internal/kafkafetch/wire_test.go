@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -271,5 +272,23 @@ func TestParseFetchResponse(t *testing.T) {
 	}
 	if _, err := parseFetchResponse(b[:len(b)-5], "mxtrail.raw", 1); err == nil || !strings.Contains(err.Error(), "malformed") {
 		t.Fatalf("truncated: %v", err)
+	}
+}
+
+// TestSkipped: only an offset before the partition's first counts as skipped records.
+func TestSkipped(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want int64
+	}{
+		{&OutOfRangeError{Offset: 10, First: 25, Last: 90}, 15},
+		{fmt.Errorf("fetch: %w", &OutOfRangeError{Offset: 3, First: 4, Last: 9}), 1},
+		{&OutOfRangeError{Offset: 95, First: 25, Last: 90}, 0}, // past the end
+		{io.ErrUnexpectedEOF, 0},
+		{nil, 0},
+	} {
+		if got := Skipped(c.err); got != c.want {
+			t.Errorf("Skipped(%v) = %d, want %d", c.err, got, c.want)
+		}
 	}
 }

@@ -375,10 +375,9 @@ func (s *GroupSource) readPartition(ctx context.Context, l *Lease, topic string,
 		if fctx.Err() != nil {
 			return
 		}
-		var oe *kafkafetch.OutOfRangeError
-		if errors.As(err, &oe) && oe.Offset < oe.First {
+		if n := kafkafetch.Skipped(err); n > 0 {
 			if s.m != nil {
-				s.m.Skipped.Add(float64(oe.First - oe.Offset))
+				s.m.Skipped.Add(float64(n))
 			}
 			log.Error("records deleted by retention before the sink read them: skipped", "err", err)
 			continue
