@@ -48,18 +48,12 @@ func runShip(ctx context.Context, args []string, in io.Reader, _, stderr io.Writ
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintf(stderr, "mxtrail ship: cpu profile: %v\n", err)
-			return 2
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "mxtrail ship: cpu profile: %v\n", err)
-			return 2
-		}
-		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "mxtrail ship: %v\n", err)
+		return 2
 	}
+	defer stopProfile()
 	if *memProfile != "" {
 		defer func() {
 			if f, err := os.Create(*memProfile); err == nil {
