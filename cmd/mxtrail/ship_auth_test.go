@@ -2,20 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,33 +14,8 @@ import (
 
 	"github.com/mxtrail/mxtrail/ingest/produce"
 	"github.com/mxtrail/mxtrail/internal/config"
+	"github.com/mxtrail/mxtrail/internal/testenv"
 )
-
-// selfSignedTLS writes a CA certificate for "kafka.test" to dir and returns the server side.
-func selfSignedTLS(t *testing.T, dir string) (*tls.Config, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kafka.test"},
-		DNSNames: []string{"kafka.test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, ca
-}
 
 type countingAcker struct{ n atomic.Int64 }
 
@@ -64,7 +28,7 @@ func (c *countingAcker) Acked(uint64) { c.n.Add(1) }
 // CA that does not sign the broker's certificate gets none, and /readyz reports it.
 func TestShipTLSAndSASL(t *testing.T) {
 	dir := t.TempDir()
-	srvTLS, caFile := selfSignedTLS(t, dir)
+	srvTLS, _, caFile := testenv.SelfSignedTLS(t, dir)
 	const topic = "mxtrail.raw.auth"
 	cluster, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
@@ -81,7 +45,7 @@ func TestShipTLSAndSASL(t *testing.T) {
 	defer cluster.Close()
 	addr := cluster.ListenAddrs()[0]
 
-	_, otherCA := selfSignedTLS(t, t.TempDir())
+	_, _, otherCA := testenv.SelfSignedTLS(t, t.TempDir())
 	for _, c := range []struct {
 		name, mech, user, pass, ca string
 		ok                         bool

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/mxtrail/mxtrail/enrich/parse"
 	"github.com/mxtrail/mxtrail/enrich/record"
 	"github.com/mxtrail/mxtrail/enrich/session"
+	"github.com/mxtrail/mxtrail/internal/testenv"
 )
 
 type memFile struct{ bytes.Buffer }
@@ -78,14 +78,6 @@ func fleet(b *testing.B) []benchLine {
 		}
 	})
 	return benchLines
-}
-
-func cpuNow() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // pass runs the enricher's per-partition work on lines: parse, assemble, notable events, and
@@ -189,13 +181,13 @@ func BenchmarkAlertHooks(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		runtime.ReadMemStats(&ms)
-		m0, c0, t0 := ms.Mallocs, cpuNow(), time.Now()
+		m0, c0, t0 := ms.Mallocs, testenv.ProcessCPU(), time.Now()
 		pass(b, p, lines, false, m)
-		t1, c1 := time.Now(), cpuNow()
+		t1, c1 := time.Now(), testenv.ProcessCPU()
 		runtime.ReadMemStats(&ms)
 		m1 := ms.Mallocs
 		recs += pass(b, p, lines, true, m)
-		t2, c2 := time.Now(), cpuNow()
+		t2, c2 := time.Now(), testenv.ProcessCPU()
 		runtime.ReadMemStats(&ms)
 		wBase += t1.Sub(t0)
 		wFull += t2.Sub(t1)

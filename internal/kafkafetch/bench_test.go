@@ -4,20 +4,12 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/mxtrail/mxtrail/internal/testenv"
 )
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkFetchIntegration drains a 200k-record topic shaped like the raw topic (a ~150-byte
 // log line, the host as key, two shipper headers; 1 MiB batches) from the real broker,
@@ -55,7 +47,7 @@ func BenchmarkFetchIntegration(b *testing.B) {
 				}
 				var buf []kafka.Message
 				next, got := int64(0), 0
-				c0 := cpuTime()
+				c0 := testenv.ProcessCPU()
 				for got < n {
 					var res Result
 					var err error
@@ -66,7 +58,7 @@ func BenchmarkFetchIntegration(b *testing.B) {
 					got += len(buf)
 					next = res.Next
 				}
-				*c.out = float64((cpuTime() - c0).Nanoseconds()) / n
+				*c.out = float64((testenv.ProcessCPU() - c0).Nanoseconds()) / n
 				b.ReportMetric(*c.out, "cpu-ns/record")
 				f.Close()
 			}

@@ -3,16 +3,10 @@ package kafkafetch
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
 	mrand "math/rand/v2"
-	"net"
 	"testing"
 	"time"
 
@@ -127,7 +121,7 @@ func TestFetchCodecsIntegration(t *testing.T) {
 // SCRAM, against franz-go's kfake (the local broker has neither listener). Also the embedded
 // broker of `make run` speaks fetch v4.
 func TestFetchTLSSCRAM(t *testing.T) {
-	srvTLS, pool := selfSigned(t)
+	srvTLS, pool, _ := testenv.SelfSignedTLS(t, t.TempDir())
 	const tp = "kafkafetch.auth"
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(srvTLS), kfake.EnableSASL(),
 		kfake.Superuser("SCRAM-SHA-512", "enricher", "scram-secret"), kfake.SeedTopics(1, tp))
@@ -160,32 +154,4 @@ func TestFetchTLSSCRAM(t *testing.T) {
 	if _, _, err := bad.Fetch(context.Background(), 0, nil); err == nil {
 		t.Fatal("a broker whose certificate the CA pool does not hold was read")
 	}
-}
-
-// selfSigned returns a server TLS config for "kafka.test" and a pool trusting it.
-func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kafka.test"},
-		DNSNames: []string{"kafka.test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, pool
 }

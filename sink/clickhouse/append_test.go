@@ -9,6 +9,7 @@ import (
 	chproto "github.com/ClickHouse/ch-go/proto"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 
+	"github.com/mxtrail/mxtrail/internal/testenv"
 	"github.com/mxtrail/mxtrail/sink/schema"
 )
 
@@ -170,11 +171,11 @@ func BenchmarkAppendEncode(b *testing.B) {
 	}
 	b.Run("append_encode", func(b *testing.B) {
 		b.ReportAllocs()
-		cpu0 := cpuTime()
+		cpu0 := testenv.ProcessCPU()
 		for i := 0; i < b.N; i++ {
 			encode(fill(b))
 		}
-		b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N)/n, "cpu-ns/row")
+		b.ReportMetric(float64((testenv.ProcessCPU()-cpu0).Nanoseconds())/float64(b.N)/n, "cpu-ns/row")
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/row")
 	})
 	b.Run("baseline_encode_only", func(b *testing.B) {
@@ -183,10 +184,10 @@ func BenchmarkAppendEncode(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			cols := fill(b)
-			cpu0 := cpuTime()
+			cpu0 := testenv.ProcessCPU()
 			b.StartTimer()
 			encode(cols)
-			cpu += cpuTime() - cpu0
+			cpu += testenv.ProcessCPU() - cpu0
 		}
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/n, "cpu-ns/row")
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/row")

@@ -49,7 +49,7 @@ func BenchmarkDecode(b *testing.B) {
 		}
 		batch.Reset()
 		b.ResetTimer()
-		cpu0 := cpuTime()
+		cpu0 := testenv.ProcessCPU()
 		for i := 0; i < b.N; i++ {
 			if batch.Len() == 100_000 {
 				batch.Reset()
@@ -57,7 +57,7 @@ func BenchmarkDecode(b *testing.B) {
 			m.Offset, m.Value = int64(i), lines[i%len(lines)]
 			batch.Add(KindSessions, &m, now)
 		}
-		b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64((testenv.ProcessCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 		if _, _, d := batch.Rows(); d != 0 {
 			b.Fatalf("%d records dead-lettered", d)
 		}
@@ -66,21 +66,15 @@ func BenchmarkDecode(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(avg)
 		var s record.Session
-		cpu0 := cpuTime()
+		cpu0 := testenv.ProcessCPU()
 		for i := 0; i < b.N; i++ {
 			s = record.Session{}
 			if err := json.Unmarshal(lines[i%len(lines)], &s); err != nil {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64((testenv.ProcessCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	})
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkSinkIntegration drains a pre-filled sessions topic into ClickHouse and reports
@@ -462,13 +456,13 @@ func benchWriter(b *testing.B, ctx context.Context, conn driver.Conn, addrs []st
 		w := NewWriter(conn, db, f, NewMetrics(nil), 100*time.Millisecond, time.Second)
 		batch.done = [len(batch.done)]bool{}
 		srv0 := srv.read(b, ctx, conn)
-		cpu0, t0 := cpuTime(), time.Now()
+		cpu0, t0 := testenv.ProcessCPU(), time.Now()
 		b.StartTimer()
 		if err := w.Write(ctx, batch); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		el, cpu := time.Since(t0), cpuTime()-cpu0
+		el, cpu := time.Since(t0), testenv.ProcessCPU()-cpu0
 		srv.report(b, ctx, conn, srv0, n)
 		b.ReportMetric(float64(el.Microseconds())/n, "wall-µs/row")
 		b.ReportMetric(float64(cpu.Microseconds())/n, "client-cpu-µs/row")
