@@ -133,18 +133,22 @@ type strRows struct {
 
 func (c *strCol) rows() strRows { return strRows{c, 0, c.len()} }
 
+// endRange returns [start, end) of rows [lo, hi) in a store where row i ends at ends[i]
+// (an arena's byte offsets, an array column's element indexes); empty for no rows.
+func endRange(ends []int, lo, hi int) (int, int) {
+	start, end := 0, 0
+	if lo > 0 {
+		start = ends[lo-1]
+	}
+	if hi > 0 {
+		end = ends[hi-1]
+	}
+	return start, max(start, end)
+}
+
 // bytes returns the arena bytes of the rows and the arena offset they start at.
 func (r strRows) bytes() ([]byte, int) {
-	start, end := 0, 0
-	if r.lo > 0 {
-		start = r.c.end[r.lo-1]
-	}
-	if r.hi > 0 {
-		end = r.c.end[r.hi-1]
-	}
-	if end < start { // no rows
-		end = start
-	}
+	start, end := endRange(r.c.end, r.lo, r.hi)
 	return r.c.buf[start:end], start
 }
 
@@ -199,14 +203,8 @@ func (c *strArrCol) rows() arrRows { return arrRows{c, 0, len(c.rowEnd)} }
 
 // elems returns the elements of the rows.
 func (r arrRows) elems() strRows {
-	lo, hi := 0, 0
-	if r.lo > 0 {
-		lo = r.c.rowEnd[r.lo-1]
-	}
-	if r.hi > 0 {
-		hi = r.c.rowEnd[r.hi-1]
-	}
-	return strRows{&r.c.elems, lo, max(lo, hi)}
+	lo, hi := endRange(r.c.rowEnd, r.lo, r.hi)
+	return strRows{&r.c.elems, lo, hi}
 }
 
 // views returns one []string per row, pointing into the arena, valid until the column's next
@@ -247,14 +245,8 @@ type u16ArrRows struct {
 
 // elems returns the elements of the rows and the index of the first.
 func (r u16ArrRows) elems() ([]uint16, int) {
-	lo, hi := 0, 0
-	if r.lo > 0 {
-		lo = r.c.rowEnd[r.lo-1]
-	}
-	if r.hi > 0 {
-		hi = r.c.rowEnd[r.hi-1]
-	}
-	return r.c.elems[lo:max(lo, hi)], lo
+	lo, hi := endRange(r.c.rowEnd, r.lo, r.hi)
+	return r.c.elems[lo:hi], lo
 }
 
 // views returns one []uint16 per row, valid until the column's next append, reset or views call.
