@@ -32,6 +32,7 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work)")
+	memProfile := fs.String("memprofile", "", "write a heap profile (allocations and live objects at the last GC) to this file on exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -41,6 +42,7 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		return 2
 	}
 	defer stopProfile()
+	defer heapProfileAtExit(*memProfile, stderr)()
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "mxtrail enrich: %v\n", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 )
@@ -21,4 +22,25 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("cpu profile %q: %w", path, err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// heapProfileAtExit returns a function that writes the allocation profile (every allocation
+// since start, and the live heap at the last GC) to path; nothing when path is empty. Errors
+// go to stderr: a profile is for performance work and must not change the exit code.
+func heapProfileAtExit(path string, stderr io.Writer) func() {
+	if path == "" {
+		return func() {}
+	}
+	return func() {
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.Lookup("allocs").WriteTo(f, 0)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "memory profile %q: %v\n", path, err)
+		}
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -54,14 +53,7 @@ func runShip(ctx context.Context, args []string, in io.Reader, _, stderr io.Writ
 		return 2
 	}
 	defer stopProfile()
-	if *memProfile != "" {
-		defer func() {
-			if f, err := os.Create(*memProfile); err == nil {
-				pprof.Lookup("allocs").WriteTo(f, 0)
-				f.Close()
-			}
-		}()
-	}
+	defer heapProfileAtExit(*memProfile, stderr)()
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "mxtrail ship: %v\n", err)
