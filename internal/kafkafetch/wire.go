@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -215,7 +216,17 @@ type decoder struct {
 	keys   map[string]string
 	hdrs   []kafka.Header // the current fetch's header arena
 	zratio int            // the largest zstd decompression ratio seen, rounded up
+	// prev is the headers of the last record decoded from this response: a record whose
+	// headers are byte for byte the same gets this slice too. A shipper stamps the lines of
+	// one read with one set of headers, so most records repeat their predecessor's: sharing
+	// saves a header slice per record (~200 bytes of pointers for the collector to scan) and
+	// lets a consumer see, by identity, that nothing in them changed.
+	prev    []kafka.Header
+	scratch []rawHeader
 }
+
+// rawHeader is a header as sliced from a record, before it is compared or kept.
+type rawHeader struct{ key, value []byte }
 
 // decodeBatches appends the records of recs at or after offset to dst. next is one past the
 // last offset of the last whole batch (control batches and compacted gaps included), or
@@ -226,6 +237,7 @@ type decoder struct {
 // stops the partition there, loudly, rather than being skipped.
 func (d *decoder) decodeBatches(dst []kafka.Message, recs []byte, topic string, partition int, offset, hwm int64) ([]kafka.Message, int64, error) {
 	next := offset
+	d.prev = nil // shared headers alias this response only
 	for len(recs) >= batchHeaderLen {
 		base := int64(binary.BigEndian.Uint64(recs))
 		size := int(int32(binary.BigEndian.Uint32(recs[8:])))
@@ -311,6 +323,9 @@ func (d *decoder) decodeRecords(dst []kafka.Message, batch []byte, attrs int16, 
 	}
 	r := reader{b: body}
 	prev := base - 1
+	// One growth per batch at most, not a doubling series of copies within it (bounded: the
+	// count is the batch's word until its records are read).
+	dst = slices.Grow(dst, min(count, int(last-max(offset, base)+1), 1<<16))
 	for i := 0; i < count; i++ {
 		n := r.varint()
 		if r.err != nil || n < 0 || int64(len(r.b)) < n {
@@ -334,19 +349,16 @@ func (d *decoder) decodeRecords(dst []kafka.Message, batch []byte, attrs int16, 
 			if nh > len(rec.b) {
 				return dst, fmt.Errorf("record at offset %d: %d headers in %d bytes", off, nh, len(rec.b))
 			}
-			if cap(d.hdrs)-len(d.hdrs) < nh {
-				d.hdrs = make([]kafka.Header, 0, max(1024, 2*nh))
-			}
-			start := len(d.hdrs)
+			d.scratch = d.scratch[:0]
 			for j := 0; j < nh && rec.err == nil; j++ {
 				k := rec.bytes(int(rec.varint()))
 				var v []byte
 				if vl := rec.varint(); vl >= 0 {
 					v = rec.bytes(int(vl))
 				}
-				d.hdrs = append(d.hdrs, kafka.Header{Key: d.intern(k), Value: v})
+				d.scratch = append(d.scratch, rawHeader{k, v})
 			}
-			hs = d.hdrs[start:len(d.hdrs):len(d.hdrs)]
+			hs = d.headers()
 		}
 		if rec.err != nil {
 			return dst, fmt.Errorf("record at offset %d: %w", off, rec.err)
@@ -366,6 +378,34 @@ func (d *decoder) decodeRecords(dst []kafka.Message, batch []byte, attrs int16, 
 			Key: key, Value: value, Headers: hs, Time: time.UnixMilli(ts)})
 	}
 	return dst, nil
+}
+
+// headers returns d.scratch as kafka headers: the previous record's slice when they are the
+// same (keys, values, and which values are null), else a new slice from the arena.
+func (d *decoder) headers() []kafka.Header {
+	if len(d.prev) == len(d.scratch) {
+		same := true
+		for j, h := range d.scratch {
+			p := d.prev[j]
+			if p.Key != string(h.key) || !bytes.Equal(p.Value, h.value) || (p.Value == nil) != (h.value == nil) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return d.prev
+		}
+	}
+	nh := len(d.scratch)
+	if cap(d.hdrs)-len(d.hdrs) < nh {
+		d.hdrs = make([]kafka.Header, 0, max(1024, 2*nh))
+	}
+	start := len(d.hdrs)
+	for _, h := range d.scratch {
+		d.hdrs = append(d.hdrs, kafka.Header{Key: d.intern(h.key), Value: h.value})
+	}
+	d.prev = d.hdrs[start:len(d.hdrs):len(d.hdrs)]
+	return d.prev
 }
 
 // intern returns k as a string, allocating only the first time a key is seen (bounded: a

@@ -171,6 +171,87 @@ func TestDecodeBatches(t *testing.T) {
 	}
 }
 
+// TestDecodeBatchesSharedHeaders: a record whose headers equal its predecessor's (keys,
+// values, null values) gets the same slice, one that differs in anything gets its own, and
+// no slice is shared across responses; contents are always the record's own.
+func TestDecodeBatchesSharedHeaders(t *testing.T) {
+	hs := func(kv ...string) []kafka.Header {
+		var out []kafka.Header
+		for i := 0; i < len(kv); i += 2 {
+			var v []byte
+			if kv[i+1] != "<null>" {
+				v = []byte(kv[i+1])
+			}
+			out = append(out, kafka.Header{Key: kv[i], Value: v})
+		}
+		return out
+	}
+	read1 := hs("host", "mx1", "source", "file", "ingest_time", "2026-11-23T18:00:00.1Z")
+	read2 := hs("host", "mx1", "source", "file", "ingest_time", "2026-11-23T18:00:00.2Z")
+	cases := []struct {
+		headers []kafka.Header
+		shared  bool // with the record before
+	}{
+		{read1, false},
+		{read1, true},
+		{read1, true},
+		{read2, false}, // one value differs
+		{read2, true},
+		{hs("host", "mx1", "source", "file"), false},                 // fewer headers
+		{hs("host", "mx1", "source", "file", "tz", ""), false},       // an empty value
+		{hs("host", "mx1", "source", "file", "tz", "<null>"), false}, // a null value is not an empty one
+		{hs("host", "mx1", "source", "file", "tz", "<null>"), true},  //
+		{hs("host", "mx1", "source", "file", "zt", "<null>"), false}, // a key differs
+		{nil, false}, // none
+		{hs("host", "mx1", "source", "file", "ingest_time", "2026-11-23T18:00:00.2Z"), false}, // after none
+	}
+	var recs []testRecord
+	for i, c := range cases {
+		recs = append(recs, testRecord{value: []byte(fmt.Sprintf("line %d", i)), headers: c.headers})
+	}
+	ts := time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC).UnixMilli()
+	for _, codec := range []compress.Compression{compress.None, compress.Zstd} {
+		// Two batches in one response: sharing continues across the batch boundary.
+		half := 5
+		resp := append(encodeBatch(0, ts, codec, false, recs[:half]), encodeBatch(int64(half), ts, codec, false, recs[half:])...)
+		var d decoder
+		got, _, err := d.decodeBatches(nil, resp, "t", 0, 0, 99)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(cases) {
+			t.Fatalf("%s: %d records, want %d", codec, len(got), len(cases))
+		}
+		for i, m := range got {
+			w := cases[i].headers
+			if len(m.Headers) != len(w) {
+				t.Fatalf("%s record %d: headers %q, want %q", codec, i, m.Headers, w)
+			}
+			for j := range w {
+				if m.Headers[j].Key != w[j].Key || !bytes.Equal(m.Headers[j].Value, w[j].Value) || (m.Headers[j].Value == nil) != (w[j].Value == nil) {
+					t.Fatalf("%s record %d: headers %q, want %q", codec, i, m.Headers, w)
+				}
+			}
+			if i == 0 || len(w) == 0 {
+				continue
+			}
+			prev := got[i-1].Headers
+			shared := len(prev) > 0 && &prev[0] == &m.Headers[0]
+			if shared != cases[i].shared {
+				t.Fatalf("%s record %d: shares its predecessor's headers: %v, want %v", codec, i, shared, cases[i].shared)
+			}
+		}
+		// The next response starts afresh: its first record's headers alias it, not the last one.
+		again, _, err := d.decodeBatches(nil, encodeBatch(int64(len(cases)), ts, codec, false, recs[len(recs)-1:]), "t", 0, 0, 99)
+		if err != nil || len(again) != 1 {
+			t.Fatalf("%s: second response: %d records, %v", codec, len(again), err)
+		}
+		if last := got[len(got)-1].Headers; &again[0].Headers[0] == &last[0] {
+			t.Fatalf("%s: a header slice is shared across responses", codec)
+		}
+	}
+}
+
 // TestDecodeBatchesErrors: a corrupt batch is an error naming its offset, never a panic or
 // a silent skip.
 func TestDecodeBatchesErrors(t *testing.T) {
