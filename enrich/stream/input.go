@@ -78,10 +78,28 @@ type Decoder struct {
 	line   []byte
 	hs     []wire.Header
 	intern map[string]string
+	// What the last Decode took from its headers, for DecodeSameHeaders: the fields (Value
+	// unset), whether a header named the host, and the header error.
+	hdr     wire.Raw
+	hasHost bool
+	hdrErr  error
 }
 
 // Decode fills in from a record's key, headers and value (see DecodeInput).
 func (d *Decoder) Decode(in *Input, key []byte, headers []wire.Header, value []byte) error {
+	d.decodeHeaders(headers)
+	return d.decodeValue(in, key, value)
+}
+
+// DecodeSameHeaders is Decode for a record whose headers are those of the previous Decode
+// (a shipper stamps the lines of one read with one set of headers): only the key and value
+// are read. Before any Decode it is Decode without headers.
+func (d *Decoder) DecodeSameHeaders(in *Input, key, value []byte) error {
+	return d.decodeValue(in, key, value)
+}
+
+// decodeHeaders keeps what headers say in d.hdr, d.hasHost and d.hdrErr.
+func (d *Decoder) decodeHeaders(headers []wire.Header) {
 	// wire.Decode stays the one parser of ingest_time and truncated; the plain string
 	// headers are taken here so they can be interned (same rule: the last one wins).
 	d.hs = d.hs[:0]
@@ -103,15 +121,29 @@ func (d *Decoder) Decode(in *Input, key []byte, headers []wire.Header, value []b
 			d.hs = append(d.hs, h)
 		}
 	}
-	if err := wire.Decode(&in.Raw, nil, d.hs, value); err != nil {
-		return &InputError{Reason: ReasonBadHeader, Err: err}
+	d.hdrErr = nil
+	if err := wire.Decode(&d.hdr, nil, d.hs, nil); err != nil {
+		d.hdrErr = &InputError{Reason: ReasonBadHeader, Err: err}
 	}
+	d.hasHost = hasHost
+	d.hdr.Host = ""
 	if hasHost {
-		in.Host = d.str(host)
-	} else {
+		d.hdr.Host = d.str(host)
+	}
+	d.hdr.Source, d.hdr.Dialect, d.hdr.TZ, d.hdr.Syslog = d.str(source), d.str(dialect), d.str(tz), d.str(syslog)
+}
+
+// decodeValue fills in from the headers kept by decodeHeaders, key and value.
+func (d *Decoder) decodeValue(in *Input, key, value []byte) error {
+	if d.hdrErr != nil {
+		return d.hdrErr
+	}
+	in.Raw = d.hdr
+	in.Value = value
+	hasHost := d.hasHost
+	if !hasHost {
 		in.Host = d.str(key)
 	}
-	in.Source, in.Dialect, in.TZ, in.Syslog = d.str(source), d.str(dialect), d.str(tz), d.str(syslog)
 	in.Form = FormRaw
 	trimmed := trimSpaceLeft(value)
 	if len(trimmed) == 0 {

@@ -124,6 +124,58 @@ func TestDecoderMatchesWire(t *testing.T) {
 	}
 }
 
+// TestDecodeSameHeaders: DecodeSameHeaders after a Decode with some headers gives exactly
+// what Decode with those headers gives (every field, the error and its reason), for any
+// next key and value, on an Input still holding the previous record.
+func TestDecodeSameHeaders(t *testing.T) {
+	it := wire.Header{Key: "ingest_time", Value: []byte("2026-03-09T12:43:52.5Z")}
+	headerSets := [][]wire.Header{
+		nil,
+		{{Key: "host", Value: []byte("mx1")}, {Key: "source", Value: []byte("file")}, {Key: "dialect", Value: []byte("spamdyke")}, it},
+		{{Key: "host", Value: []byte("")}, it},
+		{{Key: "source", Value: []byte("syslog")}, {Key: "syslog", Value: []byte("rfc5424")}, {Key: "tz", Value: []byte("Europe/Sofia")}},
+		{{Key: "host", Value: []byte("mx1")}, {Key: "truncated", Value: []byte("70000")}, {Key: "other", Value: []byte("x")}},
+		{{Key: "host", Value: []byte("mx1")}, {Key: "ingest_time", Value: []byte("yesterday")}},
+		{{Key: "truncated", Value: []byte("many")}},
+	}
+	values := []string{
+		spamdykeLine,
+		`{"message":"` + spamdykeLine + `","host":"env"}`,
+		`{"hostname":"mx5","message":"x"}`,
+		`{"message":42}`,
+		" \r\n",
+		"",
+		"Nov 23 18:39:46 mx1 smtpf[1234]: connect",
+	}
+	keys := []string{"", "mx9", "mx1"}
+	for hi, hs := range headerSets {
+		for _, k1 := range keys {
+			for _, v1 := range values {
+				for _, k2 := range keys {
+					for _, v2 := range values {
+						var d, fresh Decoder
+						var in, want Input
+						_ = d.Decode(&in, []byte(k1), hs, []byte(v1))
+						err := d.DecodeSameHeaders(&in, []byte(k2), []byte(v2))
+						wantErr := fresh.Decode(&want, []byte(k2), hs, []byte(v2))
+						if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+							t.Fatalf("headers %d, key %q, value %q after %q: error %v, want %v", hi, k2, v2, v1, err, wantErr)
+						}
+						if err != nil {
+							continue
+						}
+						if in.Raw.Host != want.Host || in.Source != want.Source || in.Dialect != want.Dialect || in.TZ != want.TZ ||
+							in.Syslog != want.Syslog || !in.IngestTime.Equal(want.IngestTime) || in.TruncatedFrom != want.TruncatedFrom ||
+							string(in.Value) != string(want.Value) || in.Form != want.Form {
+							t.Fatalf("headers %d, key %q, value %q after %q:\n got %+v %v\nwant %+v %v", hi, k2, v2, v1, in.Raw, in.Form, want.Raw, want.Form)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestDecodeEnvelopeTypes(t *testing.T) {
 	for _, tc := range []struct{ value, host, line, reason string }{
 		{value: `{"message":"a\"b\u00e9","host":"h\u0041"}`, host: "hA", line: `a"bé`},

@@ -77,14 +77,18 @@ type partition struct {
 	sinceExpire int
 	seq         uint // records handled, for sampling the latency histogram
 
-	in    Input
-	dec   Decoder
-	ev    event.Event
-	hdrs  []wire.Header
-	evs   []record.Event
-	out   []kafka.Message
-	arena arena // backing bytes of out's keys and values
-	zones map[string]*time.Location
+	in   Input
+	dec  Decoder
+	ev   event.Event
+	hdrs []wire.Header
+	// The headers of the last record decoded: kafkafetch gives a record whose headers equal
+	// its predecessor's the same slice, and then only its key and value are decoded.
+	lastHdrs *kafka.Header
+	lastHdrN int
+	evs      []record.Event
+	out      []kafka.Message
+	arena    arena // backing bytes of out's keys and values
+	zones    map[string]*time.Location
 }
 
 func (p *partition) acked(offset int64) {
@@ -303,11 +307,21 @@ func (p *partition) handle(m *kafka.Message, now time.Time) {
 		p.mu.Unlock()
 	}
 	mark := len(p.out)
-	p.hdrs = p.hdrs[:0]
-	for _, h := range m.Headers {
-		p.hdrs = append(p.hdrs, wire.Header{Key: h.Key, Value: h.Value})
+	var err error
+	if len(m.Headers) > 0 && &m.Headers[0] == p.lastHdrs && len(m.Headers) == p.lastHdrN {
+		err = p.dec.DecodeSameHeaders(&p.in, m.Key, m.Value)
+	} else {
+		p.hdrs = p.hdrs[:0]
+		for _, h := range m.Headers {
+			p.hdrs = append(p.hdrs, wire.Header{Key: h.Key, Value: h.Value})
+		}
+		err = p.dec.Decode(&p.in, m.Key, p.hdrs, m.Value)
+		p.lastHdrs, p.lastHdrN = nil, len(m.Headers)
+		if len(m.Headers) > 0 {
+			p.lastHdrs = &m.Headers[0]
+		}
 	}
-	if err := p.dec.Decode(&p.in, m.Key, p.hdrs, m.Value); err != nil {
+	if err != nil {
 		reason := ReasonBadEnvelope
 		var ie *InputError
 		if errors.As(err, &ie) {
@@ -352,7 +366,7 @@ func (p *partition) handle(m *kafka.Message, now time.Time) {
 	}
 	p.events()
 	p.mu.Lock()
-	err := p.tr.Consumed(m.Offset, len(p.out)-mark)
+	err = p.tr.Consumed(m.Offset, len(p.out)-mark)
 	if err == nil {
 		p.own(mark, m.Offset) // before addHeld: alert records carry their own offsets
 		err = p.addHeld(m.Offset)
