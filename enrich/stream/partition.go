@@ -42,8 +42,12 @@ const expireEvery = 1024
 // once (one handled, one filling), so this bounds the raw bytes an instance holds; a larger
 // record still comes whole (the broker sends at least one batch). At 16 MiB a backlog came in
 // a few huge fetches: the record slice grew by copying (a quarter of the CPU in the profile)
-// and peak RSS reached 700 MiB on 8 partitions.
-const fetchMaxBytes = 1 << 20
+// and peak RSS reached 700 MiB on 8 partitions. At 1 MiB of the shipper's zstd batches (~9:1)
+// a fetch held ~50k records, so 17 partitions kept most of a 2M-line backlog decoded at once:
+// 1.7M record headers of pointers for every garbage collection to scan. 512 KiB (a couple of
+// shipper batches) cost 10-15% less CPU per line on that backlog (3 interleaved runs each:
+// 3.4-3.7 µs against 3.7-4.5; 256 KiB measured the same as 512 within noise).
+const fetchMaxBytes = 512 << 10
 
 // latencySample: one record in this many is timed for the processing-latency histogram.
 const latencySample = 16
