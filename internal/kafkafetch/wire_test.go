@@ -7,9 +7,11 @@ import (
 	"hash/crc32"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
@@ -371,5 +373,41 @@ func TestSkipped(t *testing.T) {
 		if got := Skipped(c.err); got != c.want {
 			t.Errorf("Skipped(%v) = %d, want %d", c.err, got, c.want)
 		}
+	}
+}
+
+// TestDecodeBatchesRetainsNoEarlierResponse: records of a response keep only that response's
+// buffer alive. Header values alias the response; an arena of header slices shared with
+// the previous response's records kept that response alive for as long as any record of the
+// next one lived (decompressed batches piled up in the enricher).
+func TestDecodeBatchesRetainsNoEarlierResponse(t *testing.T) {
+	recs := func(tag string) []testRecord {
+		var out []testRecord
+		for i := 0; i < 50; i++ {
+			out = append(out, testRecord{value: []byte(fmt.Sprintf("%s line %d", tag, i)), headers: []kafka.Header{
+				{Key: "host", Value: []byte("mx1")}, {Key: "ingest_time", Value: []byte(fmt.Sprintf("2026-11-23T18:00:%02d.%sZ", i/10, tag))}}})
+		}
+		return out
+	}
+	ts := time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC).UnixMilli()
+	var d decoder
+	first := encodeBatch(0, ts, compress.None, false, recs("1"))
+	gone := weak.Make(&first[0])
+	got1, _, err := d.decodeBatches(nil, first, "t", 0, 0, 99)
+	if err != nil || len(got1) != 50 {
+		t.Fatalf("first response: %d records, %v", len(got1), err)
+	}
+	got2, _, err := d.decodeBatches(nil, encodeBatch(50, ts, compress.None, false, recs("2")), "t", 0, 50, 99)
+	if err != nil || len(got2) != 50 {
+		t.Fatalf("second response: %d records, %v", len(got2), err)
+	}
+	got1, first = nil, nil
+	runtime.GC()
+	runtime.GC()
+	if gone.Value() != nil {
+		t.Fatal("the first response's buffer is still reachable from the second response's records")
+	}
+	if string(got2[49].Value) != "2 line 49" || string(got2[49].Headers[1].Value) != "2026-11-23T18:00:04.2Z" {
+		t.Fatalf("second response's last record: %q %q", got2[49].Value, got2[49].Headers)
 	}
 }
