@@ -98,6 +98,13 @@ func (d *Decoder) DecodeSameHeaders(in *Input, key, value []byte) error {
 	return d.decodeValue(in, key, value)
 }
 
+// forget drops the Decoder's references to the last record's headers; the next record must
+// be decoded with Decode. (Its envelope parser copies what it parses.)
+func (d *Decoder) forget() {
+	clear(d.hs[:cap(d.hs)])
+	d.hs = d.hs[:0]
+}
+
 // decodeHeaders keeps what headers say in d.hdr, d.hasHost and d.hdrErr.
 func (d *Decoder) decodeHeaders(headers []wire.Header) {
 	// wire.Decode stays the one parser of ingest_time and truncated; the plain string

@@ -209,6 +209,7 @@ func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generatio
 			p.write()
 			clear(c.msgs) // let the values go before the next fetch
 			c.msgs = c.msgs[:0]
+			p.dropFetch()
 			free <- c
 		case <-tick.C:
 			now := time.Now()
@@ -289,6 +290,15 @@ func (p *partition) fetch(ctx context.Context, f *kafkafetch.Fetcher, offset int
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// dropFetch drops what the partition still points to in the fetch it has handled (the last
+// input's value, header copies), so the fetch's buffers can go while the next is handled.
+func (p *partition) dropFetch() {
+	p.in.Value = nil
+	clear(p.hdrs[:cap(p.hdrs)])
+	p.lastHdrs, p.lastHdrN = nil, 0
+	p.dec.forget()
 }
 
 // handle turns one record into outputs appended to p.out and registers them with the
