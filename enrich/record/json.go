@@ -126,6 +126,12 @@ func appendString(dst []byte, v string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(v); {
+		// Eight plain bytes at a time: most of a session record's text needs no escape
+		// (appendString was 7% of the enricher's CPU byte by byte).
+		if i+8 <= len(v) && !special8(load8(v, i)) {
+			i += 8
+			continue
+		}
 		c := v[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
@@ -168,4 +174,23 @@ func appendString(dst []byte, v string) []byte {
 	}
 	dst = append(dst, v[start:]...)
 	return append(dst, '"')
+}
+
+// load8 reads v[i:i+8] as a little-endian word (the compiler merges the byte loads).
+func load8(v string, i int) uint64 {
+	w := v[i : i+8]
+	return uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+}
+
+// special8 reports whether any byte of x is one appendString does not copy as it is: a
+// control byte, '"', '\\', '<', '>', '&', or a byte of a multi-byte UTF-8 sequence. The
+// "has a byte below n" and "has a zero byte" tests are exact as predicates (n <= 128); '<'
+// and '>' (0x3c, 0x3e) are one test with bit 1 set, '"' and '&' (0x22, 0x26) one with bit 2.
+func special8(x uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	a := x ^ lo*'\\'
+	b := (x | lo*0x02) ^ lo*'>'
+	c := (x | lo*0x04) ^ lo*'&'
+	return ((x-lo*0x20)&^x|x|(a-lo)&^a|(b-lo)&^b|(c-lo)&^c)&hi != 0
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func sampleSession() Session {
@@ -123,5 +124,99 @@ func BenchmarkSessionEncodingJSONBaseline(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		buf, _ := json.Marshal(&s)
 		b.SetBytes(int64(len(buf)))
+	}
+}
+
+// appendStringRef is appendString a byte at a time, as it was before the eight-byte skip:
+// the reference the fast path must equal for every input.
+func appendStringRef(dst []byte, v string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(v); {
+		c := v[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, v[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(v[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, v[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, v[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, v[start:]...)
+	return append(dst, '"')
+}
+
+// TestAppendStringEveryByte: each byte value, alone and at every position of a 17-byte run
+// of plain text (so in and across the eight-byte words), is written as the reference does.
+func TestAppendStringEveryByte(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 17; pos++ {
+			b := []byte("abcdefghijklmnopq")
+			b[pos] = byte(c)
+			for _, v := range []string{string(b), string(b[pos:]), string(b[:pos+1]), string(b) + "é\u2028x"} {
+				if got, want := appendString(nil, v), appendStringRef(nil, v); !bytes.Equal(got, want) {
+					t.Fatalf("byte %#x at %d of %q: %s, want %s", c, pos, v, got, want)
+				}
+			}
+		}
+	}
+}
+
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain ascii text of some length", "ok <quoted> \"x\" \\ tab\t nl\n ctl\x01 bad\xff utf8 é \u2028", "12345678\x7f12345678\x80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if got, want := appendString(nil, v), appendStringRef(nil, v); !bytes.Equal(got, want) {
+			t.Fatalf("%q: %s, want %s", v, got, want)
+		}
+	})
+}
+
+func BenchmarkAppendString(b *testing.B) {
+	s := sampleSession()
+	v := s.MailFrom + " " + s.Recipients[1].Reply + " " + s.ClientPTR
+	var buf []byte
+	for _, bc := range []struct {
+		name string
+		fn   func([]byte, string) []byte
+	}{{"words", appendString}, {"baseline_bytes", appendStringRef}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(v)))
+			for i := 0; i < b.N; i++ {
+				buf = bc.fn(buf[:0], v)
+			}
+		})
 	}
 }
