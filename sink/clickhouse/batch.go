@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -127,6 +128,22 @@ func (b *Batch) Bytes() int { return b.wire + b.sessions.wireBytes(b.timeW) }
 // ValueBytes is the message value bytes the batch holds (read from Kafka).
 func (b *Batch) ValueBytes() int {
 	return b.kindBytes[0] + b.kindBytes[1] + b.kindBytes[2] + b.kindBytes[3]
+}
+
+// SizeHint is how full a batch got, for growing a fresh batch to it at once (Grow).
+type SizeHint struct {
+	sessions sessionSizes
+	msgs     int
+}
+
+// SizeHint returns b's sizes.
+func (b *Batch) SizeHint() SizeHint { return SizeHint{sessions: b.sessions.sizes(), msgs: b.msgs} }
+
+// Grow makes room in b for a batch of sizes h, so filling it does not grow its columns step
+// by step (each step a copy). Reset keeps the room: only a batch never filled needs it.
+func (b *Batch) Grow(h SizeHint) {
+	b.sessions.grow(h.sessions)
+	b.sessSrc = slices.Grow(b.sessSrc, h.sessions.rows)
 }
 
 // Rows returns the rows per table.

@@ -1,11 +1,13 @@
 package clickhouse
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mxtrail/mxtrail/enrich/alert"
+	"github.com/mxtrail/mxtrail/internal/testenv"
 	"github.com/mxtrail/mxtrail/sink/schema"
 )
 
@@ -161,5 +163,86 @@ func TestSessionWireBytesCountsEveryStringColumn(t *testing.T) {
 	}
 	if got := b.sessions.wireBytes(4); got != want {
 		t.Errorf("wireBytes = %d, the columns hold %d", got, want)
+	}
+}
+
+// A batch grown to another's SizeHint fills with the same records without growing any column
+// (no copy on the way), and Reset keeps the room.
+func TestBatchGrowToHint(t *testing.T) {
+	f := schema.FeaturesFor(schema.ServerVersion{Major: 26, Minor: 1})
+	ss := genSessions(41, 2000)
+	msgs := make([]Message, len(ss))
+	for i := range ss {
+		msgs[i] = Message{Topic: "t", Offset: int64(i), Value: ss[i].AppendJSON(nil)}
+	}
+	fill := func(b *Batch) {
+		for i := range msgs {
+			b.Add(KindSessions, &msgs[i], time.Now())
+		}
+	}
+	first := NewBatch(f, 256<<10)
+	fill(first)
+	fresh := NewBatch(f, 256<<10)
+	fresh.Grow(first.SizeHint())
+	caps := func(b *Batch) []int {
+		var out []int
+		for _, s := range b.sessions.strCols() {
+			out = append(out, cap(s.buf), cap(s.end))
+		}
+		c := &b.sessions
+		return append(out, cap(c.startTime), cap(c.clientIP6), cap(c.size), cap(c.flags.rowEnd), cap(c.rcptCode.elems), cap(b.sessSrc))
+	}
+	before := caps(fresh)
+	fill(fresh)
+	if after := caps(fresh); !slices.Equal(before, after) {
+		t.Errorf("columns grew while filling a batch grown to the hint:\nbefore %v\nafter  %v", before, after)
+	}
+	fresh.Reset()
+	if after := caps(fresh); !slices.Equal(before, after) {
+		t.Errorf("Reset dropped the room: %v, was %v", after, before)
+	}
+}
+
+// BenchmarkBatchFirstFill fills a never-used batch with 65k session records (what 32 MiB of
+// insert bytes holds), grown to the previous batch's SizeHint first, against the baseline of
+// the same fill from empty columns that grow by append (what each of the sink's MaxInFlight+1
+// batches did on its first use). cpu-ns/row is the process's CPU (rusage, collector included).
+func BenchmarkBatchFirstFill(b *testing.B) {
+	f := schema.FeaturesFor(schema.ServerVersion{Major: 18, Minor: 16})
+	ss := genSessions(43, 65_000)
+	msgs := make([]Message, len(ss))
+	for i := range ss {
+		msgs[i] = Message{Topic: "t", Offset: int64(i), Value: ss[i].AppendJSON(nil)}
+	}
+	prev := NewBatch(f, 256<<10)
+	now := time.Now()
+	for i := range msgs {
+		prev.Add(KindSessions, &msgs[i], now)
+	}
+	hint := prev.SizeHint()
+	for _, grown := range []bool{false, true} {
+		name := "baseline_from_empty"
+		if grown {
+			name = "grown_to_hint"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			var cpu time.Duration
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				batch := NewBatch(f, 256<<10)
+				cpu0 := testenv.ProcessCPU()
+				b.StartTimer()
+				if grown {
+					batch.Grow(hint)
+				}
+				for j := range msgs {
+					batch.Add(KindSessions, &msgs[j], now)
+				}
+				b.StopTimer()
+				cpu += testenv.ProcessCPU() - cpu0
+			}
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/float64(len(msgs)), "cpu-ns/row")
+		})
 	}
 }

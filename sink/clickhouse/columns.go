@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,10 +84,7 @@ func (c *sessionColumns) wireBytes(timeW int) int {
 		fixed += 2 * 16
 	}
 	n := rows*fixed + 2*len(c.rcptCode.elems)
-	for _, s := range [...]*strCol{&c.sessionID, &c.host, &c.product, &c.sessionKey, &c.clientIP, &c.clientPTR,
-		&c.helo, &c.authUser, &c.mailFrom, &c.outcome, &c.reason, &c.smtpReply, &c.messageID, &c.delivery,
-		&c.closedBy, &c.maxSeverity, &c.firstSource, &c.lastSource, &c.senderDomain, &c.clientNet,
-		&c.rcptAddress.elems, &c.rcptOutcome.elems, &c.rcptReply.elems, &c.flags.elems} {
+	for _, s := range c.strCols() {
 		n += len(s.buf) + len(s.end)
 	}
 	return n
@@ -119,10 +117,55 @@ func (c *sessionColumns) values() []any {
 	}
 }
 
-func (c *sessionColumns) reset() {
-	for _, s := range []*strCol{&c.sessionID, &c.host, &c.product, &c.sessionKey, &c.clientIP, &c.clientPTR,
+// strCols lists every String arena of the table, the array columns' element arenas included.
+func (c *sessionColumns) strCols() [24]*strCol {
+	return [...]*strCol{&c.sessionID, &c.host, &c.product, &c.sessionKey, &c.clientIP, &c.clientPTR,
 		&c.helo, &c.authUser, &c.mailFrom, &c.outcome, &c.reason, &c.smtpReply, &c.messageID, &c.delivery,
-		&c.closedBy, &c.maxSeverity, &c.firstSource, &c.lastSource, &c.senderDomain, &c.clientNet} {
+		&c.closedBy, &c.maxSeverity, &c.firstSource, &c.lastSource, &c.senderDomain, &c.clientNet,
+		&c.rcptAddress.elems, &c.rcptOutcome.elems, &c.rcptReply.elems, &c.flags.elems}
+}
+
+// sessionSizes is how full a batch's session columns got: rows, and bytes and values per
+// String arena (see sizeHint).
+type sessionSizes struct {
+	rows, codes int
+	str         [24][2]int
+}
+
+func (c *sessionColumns) sizes() sessionSizes {
+	z := sessionSizes{rows: c.len(), codes: len(c.rcptCode.elems)}
+	for i, s := range c.strCols() {
+		z.str[i] = [2]int{len(s.buf), len(s.end)}
+	}
+	return z
+}
+
+// grow makes room for rows of sizes z without growing on the way. An arena grown by append
+// from empty copies itself at every doubling: 17% of the sink's CPU in a 400k-row run, whose
+// MaxInFlight+1 batches are each filled from empty once.
+func (c *sessionColumns) grow(z sessionSizes) {
+	for i, s := range c.strCols() {
+		s.buf = slices.Grow(s.buf, z.str[i][0])
+		s.end = slices.Grow(s.end, z.str[i][1])
+	}
+	n := z.rows
+	for _, a := range [...]*strArrCol{&c.rcptAddress, &c.rcptOutcome, &c.rcptReply, &c.flags} {
+		a.rowEnd = slices.Grow(a.rowEnd, n)
+	}
+	c.rcptCode.elems, c.rcptCode.rowEnd = slices.Grow(c.rcptCode.elems, z.codes), slices.Grow(c.rcptCode.rowEnd, n)
+	c.startTime, c.endTime = slices.Grow(c.startTime, n), slices.Grow(c.endTime, n)
+	if c.ipv6 {
+		c.clientIP6, c.clientNet6 = slices.Grow(c.clientIP6, n), slices.Grow(c.clientNet6, n)
+	}
+	c.tls, c.permanent = slices.Grow(c.tls, n), slices.Grow(c.permanent, n)
+	c.smtpCode, c.outcomeVersion = slices.Grow(c.smtpCode, n), slices.Grow(c.outcomeVersion, n)
+	c.size, c.eventCount = slices.Grow(c.size, n), slices.Grow(c.eventCount, n)
+	c.firstOffset, c.lastOffset = slices.Grow(c.firstOffset, n), slices.Grow(c.lastOffset, n)
+}
+
+func (c *sessionColumns) reset() {
+	cols := c.strCols()
+	for _, s := range cols[:20] { // the array columns reset their element arenas
 		s.reset()
 	}
 	for _, a := range []*strArrCol{&c.rcptAddress, &c.rcptOutcome, &c.rcptReply, &c.flags} {

@@ -86,6 +86,7 @@ type slot struct {
 	b       *Batch
 	lease   *Lease
 	fetches []*Fetch
+	filled  bool // b was filled before: its columns have room for a batch
 }
 
 // recycle empties s for reuse and releases the fetches it held.
@@ -154,6 +155,14 @@ func (s *Sink) Run(ctx context.Context) error {
 	tailReady := func() bool {
 		return cs != nil && draining && cur.b.Len() > 0 && len(fetches) == 0 && cs.CaughtUp()
 	}
+	// A batch filled for the first time grows to the last full batch's size at once.
+	var hint SizeHint
+	hinted := false
+	grow := func() {
+		if hinted && !cur.filled {
+			cur.b.Grow(hint)
+		}
+	}
 	var hdr map[string]string
 	waitKafka, waitCH := s.m.Waits.WithLabelValues("kafka"), s.m.Waits.WithLabelValues("clickhouse")
 	// ship hands the batch in hand to the writer; why is what closed it (a Batches label).
@@ -169,6 +178,10 @@ func (s *Sink) Run(ctx context.Context) error {
 			return nil
 		}
 		s.m.Batches.WithLabelValues(why).Inc()
+		if why == "rows" || why == "bytes" {
+			hint, hinted = cur.b.SizeHint(), true
+		}
+		cur.filled = true
 		select {
 		case full <- cur:
 		case <-writerDone:
@@ -176,6 +189,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		select {
 		case cur = <-free:
+			grow()
 			return nil
 		default:
 		}
@@ -183,6 +197,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		defer func() { waitCH.Add(time.Since(t0).Seconds()) }()
 		select {
 		case cur = <-free:
+			grow()
 		case <-writerDone:
 			return writerErr
 		}
