@@ -150,3 +150,60 @@ func TestSinkTrickleWaitsBatchAgeIntegration(t *testing.T) {
 		t.Errorf("batches by what closed them: %v, want ~%d by age (one per %s of trickle)", got, int(3*time.Second/age), age)
 	}
 }
+
+// GroupSource on the real broker: with 3 topics of 4 partitions each (two of them empty) it is
+// not caught up while a fetch waits to be handed over, and it is, and wakes the sink, once
+// every record was handed over; new records make it not caught up until they are taken too.
+func TestGroupSourceCaughtUpIntegration(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st := newStream(t, ctx, brokers)
+	const n = 3000
+	st.produce(t, ctx, st.sessions, sessionMessages(genSessions(64, n)))
+	src := groupSource(t, st, []string{st.sessions, st.events, st.dead}, nil)
+	defer src.Close()
+	out := make(chan *Fetch) // unbuffered: a reader keeps its fetch in hand until taken
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- src.Run(rctx, out) }()
+	defer func() {
+		stop()
+		<-done
+	}()
+	take := func(want int) {
+		t.Helper()
+		for got := 0; got < want; {
+			select {
+			case f := <-out:
+				got += len(f.Msgs)
+				f.release()
+			case <-ctx.Done():
+				t.Fatalf("took %d of %d records", got, want)
+			}
+		}
+	}
+	// Wait for the first fetch to be waiting (the group has joined), then check.
+	var first *Fetch
+	select {
+	case first = <-out:
+	case <-ctx.Done():
+		t.Fatal("no fetch")
+	}
+	got := len(first.Msgs)
+	first.release()
+	if got < n && src.CaughtUp() {
+		t.Fatalf("caught up after %d of %d records", got, n)
+	}
+	take(n - got)
+	waitFor(t, ctx, "caught up after every record was taken", src.CaughtUp)
+	select {
+	case <-src.CaughtUpNotify():
+	case <-time.After(5 * time.Second):
+		t.Fatal("caught up without a wake-up")
+	}
+	st.produce(t, ctx, st.sessions, sessionMessages(genSessions(65, 100)))
+	waitFor(t, ctx, "not caught up with new records in hand", func() bool { return !src.CaughtUp() })
+	take(100)
+	waitFor(t, ctx, "caught up again", src.CaughtUp)
+}
