@@ -10,6 +10,10 @@ type Sink struct {
 	// GroupID is the Kafka consumer group of the sink.
 	GroupID string `yaml:"group_id"`
 	// BatchRows, BatchBytes and BatchAge close a batch at whichever limit comes first.
+	// BatchBytes counts the insert bytes the server receives (the Native columns,
+	// uncompressed: ~0.5 KB per session row), not the records' JSON; a batch holds ~4x that
+	// in memory (see sink/clickhouse.MemoryLimitFor). The tail of a backlog ships as soon as
+	// every partition is read to its end, without waiting out BatchAge.
 	BatchRows  int           `yaml:"batch_rows"`
 	BatchBytes ByteSize      `yaml:"batch_bytes"`
 	BatchAge   time.Duration `yaml:"batch_age"`

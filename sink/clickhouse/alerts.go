@@ -49,7 +49,8 @@ func (c *alertColumns) reset() {
 // epoch stands for "not resolved": the table's contract is toUInt32(resolved_at) = 0 while open.
 var epoch = time.Unix(0, 0).UTC()
 
-func (c *alertColumns) appendAlert(r *alert.Record) {
+// appendAlert appends r and returns its insert bytes but for the three time columns.
+func (c *alertColumns) appendAlert(r *alert.Record) int {
 	resolved := r.ResolvedAt
 	if resolved.IsZero() {
 		resolved = epoch
@@ -76,6 +77,9 @@ func (c *alertColumns) appendAlert(r *alert.Record) {
 	c.sessionID = append(c.sessionID, r.SessionID)
 	c.example = append(c.example, r.Example)
 	c.version = append(c.version, r.Version)
+	return 8 + 8 + 8 + 8 + strWire(r.AlertID) + strWire(r.Rule) + strWire(r.Code) + strWire(r.Severity) +
+		strWire(r.Host) + strWire(r.Product) + strWire(outcome) + strWire(r.Summary) + strWire(c.details[len(c.details)-1]) +
+		strWire(r.SessionID) + strWire(r.Example)
 }
 
 // checkAlert refuses what the columns cannot hold or what would break the table's contract.
@@ -110,7 +114,7 @@ func (b *Batch) addAlert(m *Message) error {
 	if err := checkAlert(&b.alert, b.f.DateTime64); err != nil {
 		return fmt.Errorf("convert alert: %w", err)
 	}
-	b.alerts.appendAlert(&b.alert)
+	b.wire += b.alerts.appendAlert(&b.alert) + 3*b.timeW
 	return nil
 }
 

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -49,10 +50,12 @@ type Batch struct {
 	dead     deadColumns
 	alerts   alertColumns
 
-	msgs   int
-	bytes  int
-	opened time.Time
-	done   [4]bool // tables already inserted (when a later one failed and is retried)
+	msgs int
+	// wire is the insert bytes of the events, deadletter and alerts rows (see Bytes); the
+	// sessions' are read off their arenas. timeW is the width of a time column on the wire.
+	wire, timeW int
+	opened      time.Time
+	done        [4]bool // tables already inserted (when a later one failed and is retried)
 
 	lex   lexer
 	esc   []byte // the session lexer's unescaped strings, reused per record
@@ -85,7 +88,10 @@ type rowSource struct {
 // NewBatch returns an empty batch for a server with features f. maxField bounds any one
 // string field of a record (longer fields dead-letter the record).
 func NewBatch(f schema.Features, maxField int) *Batch {
-	b := &Batch{f: f, maxField: maxField, deadReasons: map[string]int{}, partIdx: map[partKey]int32{}}
+	b := &Batch{f: f, maxField: maxField, deadReasons: map[string]int{}, partIdx: map[partKey]int32{}, timeW: 4}
+	if f.DateTime64 {
+		b.timeW = 8
+	}
 	b.sessions.ipv6 = f.IPv6
 	return b
 }
@@ -102,13 +108,43 @@ func (b *Batch) Reset() {
 	b.sessSrc, b.eventSrc, b.parts = b.sessSrc[:0], b.eventSrc[:0], b.parts[:0]
 	b.firstOff, b.lastOff, b.lastPart = b.firstOff[:0], b.lastOff[:0], 0
 	clear(b.partIdx)
-	b.msgs, b.bytes, b.done, b.kindBytes = 0, 0, [4]bool{}, [4]int{}
+	b.msgs, b.wire, b.done, b.kindBytes = 0, 0, [4]bool{}, [4]int{}
 	b.opened = time.Time{}
 }
 
-// Len is the number of messages in the batch; Bytes their value bytes.
-func (b *Batch) Len() int   { return b.msgs }
-func (b *Batch) Bytes() int { return b.bytes }
+// Len is the number of messages in the batch.
+func (b *Batch) Len() int { return b.msgs }
+
+// Bytes is the size of the batch's inserts as the server receives them, uncompressed: the
+// Native columns' bytes (string bytes with their length prefixes, fixed-width values, array
+// offsets), which is what makes the parts an insert writes big or small. It is not the bytes
+// the batch holds in memory: see MemoryLimitFor. A generated session record of ~1 KB of JSON
+// is ~0.5 KB here (TestBatchBytesIsTheInsertSize), so the default 32 MiB closes session
+// batches at ~65k rows rather than ~33k. LowCardinality columns are counted as their values
+// (the wire carries a dictionary and indexes instead): an upper bound, and exactly the bytes
+// the batch's arenas hold.
+func (b *Batch) Bytes() int { return b.wire + b.sessions.wireBytes(b.timeW) }
+
+// ValueBytes is the message value bytes the batch holds (read from Kafka).
+func (b *Batch) ValueBytes() int {
+	return b.kindBytes[0] + b.kindBytes[1] + b.kindBytes[2] + b.kindBytes[3]
+}
+
+// SizeHint is how full a batch got, for growing a fresh batch to it at once (Grow).
+type SizeHint struct {
+	sessions sessionSizes
+	msgs     int
+}
+
+// SizeHint returns b's sizes.
+func (b *Batch) SizeHint() SizeHint { return SizeHint{sessions: b.sessions.sizes(), msgs: b.msgs} }
+
+// Grow makes room in b for a batch of sizes h, so filling it does not grow its columns step
+// by step (each step a copy). Reset keeps the room: only a batch never filled needs it.
+func (b *Batch) Grow(h SizeHint) {
+	b.sessions.grow(h.sessions)
+	b.sessSrc = slices.Grow(b.sessSrc, h.sessions.rows)
+}
 
 // Rows returns the rows per table.
 func (b *Batch) Rows() (sessions, events, dead int) {
@@ -134,7 +170,6 @@ func (b *Batch) Add(kind Kind, m *Message, now time.Time) {
 		b.opened = now
 	}
 	b.msgs++
-	b.bytes += len(m.Value)
 	if kind >= KindSessions && kind <= KindAlerts {
 		b.kindBytes[kind-1] += len(m.Value)
 	}
@@ -205,7 +240,7 @@ func (b *Batch) addEvent(m *Message) error {
 	if err := checkEvent(&b.event, b.f.DateTime64); err != nil {
 		return fmt.Errorf("convert event: %w", err)
 	}
-	b.events.appendEvent(&b.event)
+	b.wire += b.events.appendEvent(&b.event) + b.timeW
 	return nil
 }
 
@@ -240,13 +275,13 @@ func (b *Batch) addUpstreamDead(m *Message, now time.Time) {
 			d.Offset = o
 		}
 	}
-	b.dead.appendDead(&d)
+	b.wire += b.dead.appendDead(&d) + b.timeW
 	b.deadReasons[ReasonUpstream]++
 }
 
 func (b *Batch) addDead(m *Message, reason string, err error, now time.Time) {
-	b.dead.appendDead(&DeadLetter{Time: now, Reason: reason, Error: err.Error(), Topic: m.Topic,
-		Partition: int32(m.Partition), Offset: m.Offset, Key: string(m.Key), Raw: string(m.Value)})
+	b.wire += b.dead.appendDead(&DeadLetter{Time: now, Reason: reason, Error: err.Error(), Topic: m.Topic,
+		Partition: int32(m.Partition), Offset: m.Offset, Key: string(m.Key), Raw: string(m.Value)}) + b.timeW
 	b.deadReasons[reason]++
 }
 
@@ -260,8 +295,8 @@ func (b *Batch) rejectRow(table int, i int, serverErr error, now time.Time) {
 	}
 	r := src[i]
 	pk := b.parts[r.part]
-	b.dead.appendDead(&DeadLetter{Time: now, Reason: ReasonRejected, Error: serverErr.Error(), Topic: pk.topic,
-		Partition: int32(pk.partition), Offset: r.offset, Key: string(r.key), Raw: string(r.value)})
+	b.wire += b.dead.appendDead(&DeadLetter{Time: now, Reason: ReasonRejected, Error: serverErr.Error(), Topic: pk.topic,
+		Partition: int32(pk.partition), Offset: r.offset, Key: string(r.key), Raw: string(r.value)}) + b.timeW
 	b.deadReasons[ReasonRejected]++
 }
 

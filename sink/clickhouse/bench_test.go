@@ -118,6 +118,10 @@ func BenchmarkSinkIntegration(b *testing.B) {
 	host, port := splitHostPort(addrs[0])
 	client, _ := exec.LookPath("clickhouse-client")
 
+	brokerPID, ok := testenv.KafkaBrokerPID()
+	if !ok {
+		b.Logf("broker CPU not reported: no Kafka broker pid file under %s", testenv.StateDir())
+	}
 	bin := buildMxtrail(b, ctx)
 	b.Run("mxtrail_sink", func(b *testing.B) {
 		b.SetBytes(bytesTotal)
@@ -136,6 +140,7 @@ func BenchmarkSinkIntegration(b *testing.B) {
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			srv0 := srv.read(b, ctx, conn)
+			broker0, brokerOK := testenv.PIDCPU(brokerPID)
 			t0 := time.Now()
 			b.StartTimer()
 			if err := cmd.Start(); err != nil {
@@ -165,6 +170,10 @@ func BenchmarkSinkIntegration(b *testing.B) {
 			b.StopTimer()
 			end := time.Now()
 			srv.report(b, ctx, conn, srv0, n)
+			if broker1, ok := testenv.PIDCPU(brokerPID); ok && brokerOK {
+				// The broker serves the sink's fetches and commits on the same cores.
+				b.ReportMetric(float64((broker1-broker0).Microseconds())/float64(n), "broker-cpu-µs/row")
+			}
 			mt, err := scrape(ctx, metricsAddr)
 			if err != nil {
 				b.Fatalf("scrape the sink's metrics: %v", err)
@@ -296,13 +305,7 @@ func newServerCPU(b *testing.B, addrs []string) *serverCPU {
 func (s *serverCPU) read(b *testing.B, ctx context.Context, conn driver.Conn) serverSample {
 	var out serverSample
 	if s.pid != 0 {
-		if stat, err := os.ReadFile("/proc/" + strconv.Itoa(s.pid) + "/stat"); err == nil {
-			// Fields after the ")" closing the command name: utime and stime are the 12th and 13th.
-			f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-			ut, _ := strconv.ParseInt(f[11], 10, 64)
-			st, _ := strconv.ParseInt(f[12], 10, 64)
-			out.proc = time.Duration(ut+st) * (time.Second / 100) // USER_HZ
-		}
+		out.proc, _ = testenv.PIDCPU(s.pid)
 	}
 	var us uint64
 	if err := conn.QueryRow(ctx, "SELECT sum(value) FROM system.events WHERE event IN ('UserTimeMicroseconds', 'SystemTimeMicroseconds')").Scan(&us); err == nil {

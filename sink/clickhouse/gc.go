@@ -34,13 +34,19 @@ func TuneGC(memLimit int64) (restore func()) {
 	}
 }
 
-// MemoryLimitFor is the soft limit TuneGC should get for batches of batchBytes with maxInFlight
-// in flight: each batch holds its messages and about as much again in columns, and the fetch
-// queue and the client's insert buffers come on top; a floor keeps small configurations from
-// collecting constantly.
+// MemoryLimitFor is the soft limit TuneGC should get for batches of batchBytes (Batch.Bytes:
+// insert bytes) with maxInFlight in flight. What a batch of session rows holds, per insert
+// byte: its column arenas and their per-value index slices ~1.5, the JSON values of the
+// fetches it decoded ~2 (kept until its insert is acknowledged, so a row the server rejects
+// can be dead-lettered as it arrived) and the fetches' message headers ~0.4 -- ~4 in all;
+// each insert in flight adds the driver's columns and block buffer, ~2. That is ~16x
+// batchBytes live at the default two in flight (~0.5 GiB at 32 MiB); the limit leaves half
+// as much again for garbage, and a floor keeps small configurations from collecting
+// constantly. A limit below the live heap makes the collector run back to back: the sink's
+// CPU per row doubled when batches outgrew it.
 func MemoryLimitFor(batchBytes, maxInFlight int) int64 {
 	if batchBytes <= 0 || maxInFlight <= 0 {
 		return math.MaxInt64
 	}
-	return max(512<<20, int64(maxInFlight+1)*int64(batchBytes)*4)
+	return max(512<<20, int64(maxInFlight+1)*int64(batchBytes)*8)
 }

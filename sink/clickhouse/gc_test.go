@@ -11,8 +11,9 @@ func TestMemoryLimitFor(t *testing.T) {
 		bytes, inFlight int
 		want            int64
 	}{
-		{32 << 20, 2, 512 << 20},     // 3 batches * 32 MiB * 4 = 384 MiB: the floor
-		{64 << 20, 4, 1280 << 20},    // 5 * 64 MiB * 4
+		{32 << 20, 2, 768 << 20},     // 3 batches * 32 MiB * 8
+		{16 << 20, 2, 512 << 20},     // 3 * 16 MiB * 8 = 384 MiB: the floor
+		{64 << 20, 4, 2560 << 20},    // 5 * 64 MiB * 8
 		{0, 2, math.MaxInt64},        // no bound configured: no limit
 		{32 << 20, 0, math.MaxInt64}, // likewise
 	} {

@@ -24,6 +24,9 @@ type Metrics struct {
 	// Waits is the time the batcher spent idle, by what it waited for: "kafka" (no fetch
 	// ready) or "clickhouse" (every batch full or in flight): which side limits the sink.
 	Waits *prometheus.CounterVec
+	// Batches counts the batches handed to the writer by what closed them: rows, bytes, age,
+	// tail (a drained backlog's last batch, see Sink.Run), lease (a rebalance) or shutdown.
+	Batches *prometheus.CounterVec
 }
 
 // NewMetrics builds the sink's metrics and registers them on reg (nil: not registered).
@@ -57,9 +60,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Waits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxtrail_sink_batcher_wait_seconds_total",
 			Help: "Time the batcher spent idle, by what it waited for: kafka (no fetch ready) or clickhouse (every batch full or being inserted)."},
 			[]string{"for"}),
+		Batches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxtrail_sink_batches_total",
+			Help: "Batches handed to the writer, by what closed them: rows, bytes, age, tail (the last batch of a drained backlog), lease or shutdown."},
+			[]string{"closed_by"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Rows, m.Bytes, m.BatchRows, m.InsertSeconds, m.Retries, m.InsertFailures, m.DeadLettered, m.Lag, m.Commits, m.CommitErrors, m.Revoked, m.Skipped, m.Waits)
+		reg.MustRegister(m.Rows, m.Bytes, m.BatchRows, m.InsertSeconds, m.Retries, m.InsertFailures, m.DeadLettered, m.Lag, m.Commits, m.CommitErrors, m.Revoked, m.Skipped, m.Waits, m.Batches)
 	}
 	return m
 }

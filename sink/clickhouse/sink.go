@@ -86,6 +86,7 @@ type slot struct {
 	b       *Batch
 	lease   *Lease
 	fetches []*Fetch
+	filled  bool // b was filled before: its columns have room for a batch
 }
 
 // recycle empties s for reuse and releases the fetches it held.
@@ -139,9 +140,33 @@ func (s *Sink) Run(ctx context.Context) error {
 	cur := <-free
 	timer := time.NewTimer(s.cfg.BatchAge)
 	defer timer.Stop()
+	// The tail of a backlog ships without waiting out BatchAge (see tailReady): draining says
+	// the sink is working through a backlog -- at start-up, and after a batch closed full --
+	// and quiet times the pause in fetches that the tail needs.
+	cs, _ := s.src.(CaughtUpSource)
+	var caughtUp <-chan struct{}
+	if cs != nil {
+		caughtUp = cs.CaughtUpNotify()
+	}
+	draining := true
+	quiet := time.NewTimer(time.Hour)
+	quiet.Stop()
+	defer quiet.Stop()
+	tailReady := func() bool {
+		return cs != nil && draining && cur.b.Len() > 0 && len(fetches) == 0 && cs.CaughtUp()
+	}
+	// A batch filled for the first time grows to the last full batch's size at once.
+	var hint SizeHint
+	hinted := false
+	grow := func() {
+		if hinted && !cur.filled {
+			cur.b.Grow(hint)
+		}
+	}
 	var hdr map[string]string
 	waitKafka, waitCH := s.m.Waits.WithLabelValues("kafka"), s.m.Waits.WithLabelValues("clickhouse")
-	ship := func() error {
+	// ship hands the batch in hand to the writer; why is what closed it (a Batches label).
+	ship := func(why string) error {
 		if cur.b.Len() == 0 {
 			return nil
 		}
@@ -152,6 +177,11 @@ func (s *Sink) Run(ctx context.Context) error {
 			cur.recycle()
 			return nil
 		}
+		s.m.Batches.WithLabelValues(why).Inc()
+		if why == "rows" || why == "bytes" {
+			hint, hinted = cur.b.SizeHint(), true
+		}
+		cur.filled = true
 		select {
 		case full <- cur:
 		case <-writerDone:
@@ -159,6 +189,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		select {
 		case cur = <-free:
+			grow()
 			return nil
 		default:
 		}
@@ -166,6 +197,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		defer func() { waitCH.Add(time.Since(t0).Seconds()) }()
 		select {
 		case cur = <-free:
+			grow()
 		case <-writerDone:
 			return writerErr
 		}
@@ -174,7 +206,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	finish := func(runErr error) error {
 		stopSrc()
 		if runErr == nil {
-			runErr = ship()
+			runErr = ship("shutdown")
 		}
 		close(full)
 		drainTimer := time.AfterFunc(s.cfg.DrainTimeout, cancelDrain)
@@ -193,7 +225,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		if cur.lease != f.Lease && cur.b.Len() > 0 {
 			// A batch holds one lease's messages: its commit goes through that lease.
-			if err := ship(); err != nil {
+			if err := ship("lease"); err != nil {
 				return err
 			}
 		}
@@ -223,8 +255,12 @@ func (s *Sink) Run(ctx context.Context) error {
 				m.Headers = hdr
 			}
 			cur.b.Add(kind, &m, now)
-			if cur.b.Len() >= s.cfg.BatchRows || cur.b.Bytes() >= s.cfg.BatchBytes {
-				if err := ship(); err != nil {
+			if full, why := cur.b.Len() >= s.cfg.BatchRows, "rows"; full || cur.b.Bytes() >= s.cfg.BatchBytes {
+				if !full {
+					why = "bytes"
+				}
+				draining = true
+				if err := ship(why); err != nil {
 					return err
 				}
 				held = false
@@ -244,12 +280,29 @@ func (s *Sink) Run(ctx context.Context) error {
 			continue
 		default:
 		}
+		var quietC <-chan time.Time
+		if tailReady() {
+			quiet.Reset(tailQuiet(s.cfg.BatchAge))
+			quietC = quiet.C
+		}
 		t0 := time.Now()
 		select {
 		case f := <-fetches:
 			waitKafka.Add(time.Since(t0).Seconds())
 			if err := add(f); err != nil {
 				return finish(err)
+			}
+		case <-caughtUp:
+			waitKafka.Add(time.Since(t0).Seconds()) // the loop arms quiet if the tail is ready
+		case <-quietC:
+			waitKafka.Add(time.Since(t0).Seconds())
+			if tailReady() {
+				// Every partition was read to its end and nothing came for a while: the
+				// backlog is drained, and waiting out BatchAge would only delay its tail.
+				draining = false
+				if err := ship("tail"); err != nil {
+					return finish(err)
+				}
 			}
 		case err := <-srcDone:
 			srcStopped = true
@@ -264,7 +317,10 @@ func (s *Sink) Run(ctx context.Context) error {
 			return finish(nil)
 		case <-timer.C:
 			waitKafka.Add(time.Since(t0).Seconds())
-			if err := ship(); err != nil {
+			if cur.b.Len() > 0 {
+				draining = false // a batch that took BatchAge to fill: a live stream, not a backlog
+			}
+			if err := ship("age"); err != nil {
 				return finish(err)
 			}
 			timer.Reset(s.cfg.BatchAge)
@@ -272,6 +328,14 @@ func (s *Sink) Run(ctx context.Context) error {
 			return finish(writerErr)
 		}
 	}
+}
+
+// tailQuiet is how long fetches must pause, with every partition caught up, before the tail of
+// a backlog ships early: a stream that is merely keeping up delivers more within it (the
+// broker answers a waiting fetch as soon as a record arrives), so a sink that keeps up with a
+// busy stream does not cut a small batch after each full one.
+func tailQuiet(batchAge time.Duration) time.Duration {
+	return min(batchAge/10, 100*time.Millisecond)
 }
 
 // writeLoop inserts up to MaxInFlight batches at once, each through its own Writer, so the

@@ -30,6 +30,58 @@ type Source interface {
 	Commit(ctx context.Context, lease *Lease, offsets map[string]map[int]int64) error
 }
 
+// CaughtUpSource is a Source that can tell when it has handed over everything its partitions
+// held, so the sink can ship the tail of a backlog without waiting out BatchAge. Sources
+// that are not one leave batches to close by rows, bytes and age only.
+type CaughtUpSource interface {
+	Source
+	// CaughtUp reports whether every partition the source reads was, at its latest fetch,
+	// read to its high watermark, and every fetch was sent on out.
+	CaughtUp() bool
+	// CaughtUpNotify receives (it is never closed) when CaughtUp may have turned true.
+	CaughtUpNotify() <-chan struct{}
+}
+
+// progress counts the partitions of one generation that are not known to be caught up; the
+// last one to catch up wakes the sink.
+type progress struct {
+	behind atomic.Int32
+	wake   chan struct{}
+}
+
+func newProgress(partitions int, wake chan struct{}) *progress {
+	p := &progress{wake: wake}
+	p.behind.Store(int32(partitions))
+	return p
+}
+
+func (p *progress) caughtUp() bool { return p.behind.Load() == 0 }
+
+// partProgress is one partition's part of a progress: not caught up until shown otherwise.
+type partProgress struct {
+	p      *progress
+	caught bool
+}
+
+// set records whether the partition is caught up: read to its high watermark with nothing
+// fetched and not yet handed over.
+func (pp *partProgress) set(caught bool) {
+	if caught == pp.caught {
+		return
+	}
+	pp.caught = caught
+	if !caught {
+		pp.p.behind.Add(1)
+		return
+	}
+	if pp.p.behind.Add(-1) == 0 {
+		select {
+		case pp.p.wake <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+}
+
 // ErrRevoked is a commit refused because the lease (consumer-group generation) the messages
 // were read under has ended.
 var ErrRevoked = errors.New("partitions revoked by a rebalance")
@@ -169,7 +221,9 @@ type GroupSource struct {
 	closed   bool
 	lease    *Lease // the current generation's
 	assigned map[string][]int
-	commitMu sync.Mutex // one commit request at a time on the coordinator connection
+	progress *progress     // the current generation's partitions not caught up
+	wake     chan struct{} // see CaughtUpNotify
+	commitMu sync.Mutex    // one commit request at a time on the coordinator connection
 }
 
 // NewGroupSource returns a source; nothing connects until Run. m may be nil (no lag or
@@ -182,7 +236,7 @@ func NewGroupSource(cfg GroupConfig, m *Metrics, log *slog.Logger) (*GroupSource
 	if log == nil {
 		log = slog.Default()
 	}
-	return &GroupSource{cfg: cfg, m: m, log: log}, nil
+	return &GroupSource{cfg: cfg, m: m, log: log, wake: make(chan struct{}, 1)}, nil
 }
 
 // Run joins the group and reads the partitions of each generation until ctx ends. The
@@ -233,14 +287,17 @@ func (s *GroupSource) Run(ctx context.Context, out chan<- *Fetch) error {
 		}
 		l := &Lease{ID: int64(gen.ID), done: make(chan struct{}), gen: gen}
 		assigned := map[string][]int{}
+		parts := 0
 		for topic, as := range gen.Assignments {
 			for _, a := range as {
 				assigned[topic] = append(assigned[topic], a.ID)
 			}
+			parts += len(as)
 			sort.Ints(assigned[topic])
 		}
+		prog := newProgress(parts, s.wake)
 		s.mu.Lock()
-		s.lease, s.assigned = l, assigned
+		s.lease, s.assigned, s.progress = l, assigned, prog
 		s.mu.Unlock()
 		s.log.Info("consumer group generation", "group", s.cfg.GroupID, "generation", gen.ID, "partitions", assigned)
 		var readers sync.WaitGroup
@@ -251,7 +308,7 @@ func (s *GroupSource) Run(ctx context.Context, out chan<- *Fetch) error {
 				go func() {
 					defer wg.Done()
 					defer readers.Done()
-					s.readPartition(ctx, l, topic, a, out)
+					s.readPartition(ctx, l, &partProgress{p: prog}, topic, a, out)
 				}()
 			}
 		}
@@ -264,7 +321,7 @@ func (s *GroupSource) Run(ctx context.Context, out chan<- *Fetch) error {
 			readers.Wait()
 			s.mu.Lock()
 			if s.lease == l {
-				s.assigned = nil
+				s.assigned, s.progress = nil, nil
 			}
 			s.mu.Unlock()
 		})
@@ -279,6 +336,18 @@ func (s *GroupSource) Assigned() map[string][]int {
 	defer s.mu.Unlock()
 	return s.assigned
 }
+
+// CaughtUp reports whether every partition of the current generation was fetched to its high
+// watermark and handed over (false between generations).
+func (s *GroupSource) CaughtUp() bool {
+	s.mu.Lock()
+	p, l := s.progress, s.lease
+	s.mu.Unlock()
+	return p != nil && !l.Revoked() && p.caughtUp()
+}
+
+// CaughtUpNotify receives when the last partition of a generation catches up.
+func (s *GroupSource) CaughtUpNotify() <-chan struct{} { return s.wake }
 
 // Commit commits offsets through the generation of lease, unless it has ended. The broker
 // refuses a commit of a generation that ended meanwhile as well.
@@ -310,8 +379,8 @@ func (s *GroupSource) Close() error {
 }
 
 // readPartition fetches one partition from its committed offset until ctx or the lease ends,
-// sending each non-empty fetch whole.
-func (s *GroupSource) readPartition(ctx context.Context, l *Lease, topic string, a kafka.PartitionAssignment, out chan<- *Fetch) {
+// sending each non-empty fetch whole, and tells pp whether the partition is caught up.
+func (s *GroupSource) readPartition(ctx context.Context, l *Lease, pp *partProgress, topic string, a kafka.PartitionAssignment, out chan<- *Fetch) {
 	log := s.log.With("topic", topic, "partition", a.ID, "generation", l.ID)
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -356,6 +425,7 @@ func (s *GroupSource) readPartition(ctx context.Context, l *Lease, topic string,
 			lagShown = n
 		}
 		if len(fe.Msgs) > 0 {
+			pp.set(false) // messages in hand: not caught up until the sink has them
 			size = max(size, len(fe.Msgs))
 			fe.refs.Store(1) // the batcher's hold, released once it has read the fetch
 			select {
@@ -369,6 +439,9 @@ func (s *GroupSource) readPartition(ctx context.Context, l *Lease, topic string,
 			default:
 			}
 		}
+		// Set only once the fetch was handed over: the sink, woken by the last partition to
+		// catch up, finds every message already in its channel or its batch.
+		pp.set(err == nil && res.HighWaterMark >= 0 && res.Next >= res.HighWaterMark)
 		if err == nil {
 			continue
 		}

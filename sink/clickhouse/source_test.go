@@ -67,3 +67,46 @@ func TestGroupConfigValidateReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// The source is caught up only once every partition of the generation has been read to its
+// end with nothing left in hand, and the last partition to get there wakes the sink once.
+func TestProgressCaughtUpNeedsEveryPartition(t *testing.T) {
+	wake := make(chan struct{}, 1)
+	p := newProgress(2, wake)
+	a, b := &partProgress{p: p}, &partProgress{p: p}
+	woken := func() bool {
+		select {
+		case <-wake:
+			return true
+		default:
+			return false
+		}
+	}
+	if p.caughtUp() {
+		t.Fatal("caught up before any fetch")
+	}
+	a.set(true)
+	a.set(true) // repeated: counted once
+	if p.caughtUp() || woken() {
+		t.Fatal("caught up with one of two partitions unread")
+	}
+	b.set(false) // a fetch in hand
+	b.set(true)  // handed over, at the end
+	if !p.caughtUp() || !woken() {
+		t.Fatal("not caught up (or not woken) with both partitions at their ends")
+	}
+	a.set(false) // new records arrived on a
+	if p.caughtUp() {
+		t.Fatal("caught up with a fetch in hand")
+	}
+	a.set(true)
+	if !p.caughtUp() || !woken() {
+		t.Fatal("not caught up again after the fetch was handed over")
+	}
+	if woken() {
+		t.Fatal("woken twice for one catch-up")
+	}
+	if !newProgress(0, wake).caughtUp() {
+		t.Error("a generation without partitions has nothing to wait for")
+	}
+}
