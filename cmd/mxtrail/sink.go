@@ -115,6 +115,7 @@ func newSink(ctx context.Context, cfg config.Config, migrate bool, log *slog.Log
 		HeartbeatInterval: time.Second,
 		// Pick up partitions added later (and topics created after the group joined).
 		WatchPartitionChanges: true,
+		BufferPoolBytes:       chsink.FetchPoolBytes(int(cfg.Sink.BatchBytes), cfg.Sink.MaxInFlight),
 	}, m, log)
 	if err != nil {
 		return nil, nil, err

@@ -9,6 +9,7 @@ import (
 	mrand "math/rand/v2"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl/scram"
@@ -113,8 +114,77 @@ func TestFetchCodecsIntegration(t *testing.T) {
 				fast.Close()
 				sameMessages(t, fmt.Sprintf("max bytes %d", maxBytes), got, want)
 			}
+			readPooled(t, brokers, tp, want, codec == 0 || codec == kafka.Zstd)
 		})
 	}
+}
+
+// readPooled reads want's records again in small fetches with a Pool, checking each fetch's
+// records before its buffers go back: fetches into recycled (dirty) buffers read the same,
+// and Result.Bufs holds what the records alias (pooled: the responses and zstd outputs; the
+// other codecs decompress into fresh buffers).
+func readPooled(t *testing.T, brokers []string, tp string, want []kafka.Message, pooled bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pool := NewPool(64 << 20)
+	f := New(Config{Brokers: brokers, Topic: tp, MaxBytes: 64 << 10, Pool: pool})
+	defer f.Close()
+	seen := map[*byte]bool{}
+	reused, fetches := 0, 0
+	var buf []kafka.Message
+	next, i := int64(0), 0
+	for i < len(want) {
+		var res Result
+		var err error
+		buf, res, err = f.Fetch(ctx, next, buf[:0])
+		if err != nil {
+			t.Fatalf("pooled fetch from %d: %v", next, err)
+		}
+		if len(buf) > 0 && len(res.Bufs) == 0 {
+			t.Fatal("records without the buffers they alias in Result.Bufs")
+		}
+		sameMessages(t, fmt.Sprintf("pooled, records %d-", i), buf, want[i:min(i+len(buf), len(want))])
+		for _, m := range buf {
+			inside := len(m.Value) == 0
+			for _, b := range res.Bufs {
+				if inBuf(b, m.Value) {
+					inside = true
+				}
+			}
+			if !inside && pooled {
+				t.Fatalf("record at offset %d aliases none of Result.Bufs", m.Offset)
+			}
+		}
+		for _, b := range res.Bufs {
+			if cap(b) > 0 {
+				p := &b[:1][0]
+				if seen[p] {
+					reused++
+				}
+				seen[p] = true
+			}
+		}
+		i += len(buf)
+		next = res.Next
+		clear(buf)
+		pool.Put(res.Bufs)
+		fetches++
+	}
+	if reused == 0 && fetches > 3 {
+		t.Fatalf("no buffer was reused in %d fetches", fetches)
+	}
+	t.Logf("pooled: %d fetches, %d buffers reused", fetches, reused)
+}
+
+// inBuf reports whether v lies within b's array.
+func inBuf(b, v []byte) bool {
+	if cap(b) == 0 || len(v) == 0 {
+		return false
+	}
+	lo := uintptr(unsafe.Pointer(&b[:1][0]))
+	p := uintptr(unsafe.Pointer(&v[0]))
+	return p >= lo && p < lo+uintptr(cap(b))
 }
 
 // TestFetchTLSSCRAM: the decoder's socket is the one kafka-go authenticated, over TLS with

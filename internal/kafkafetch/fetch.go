@@ -69,6 +69,10 @@ type Config struct {
 	// BackoffMin and BackoffMax bound the wait before reconnecting after an error;
 	// defaults 100 ms and 2 s (doubling, with jitter).
 	BackoffMin, BackoffMax time.Duration
+	// Pool, when set, supplies the buffers responses are read and decompressed into, and
+	// Result.Bufs returns them to the caller, who Puts them back once the fetch's records are
+	// no longer referenced (see Pool). Nil: fresh buffers, left to the garbage collector.
+	Pool *Pool
 }
 
 func (c *Config) defaults() {
@@ -103,6 +107,9 @@ type Result struct {
 	// HighWaterMark is the partition's end as the broker reported it (-1 when unknown):
 	// HighWaterMark - Next records are waiting.
 	HighWaterMark int64
+	// Bufs are the pool buffers the fetch's records alias (Config.Pool set; else nil): the
+	// caller's to Put back once none of those records is referenced.
+	Bufs [][]byte
 }
 
 // OutOfRangeError is an offset outside [First, Last) of the partition.
@@ -259,9 +266,16 @@ func (f *Fetcher) fetchRaw(dst []kafka.Message, offset int64, res Result) ([]kaf
 	if size < 0 || size > maxResponse {
 		return dst, res, fmt.Errorf("fetch response of %d bytes (limit %d)", size, maxResponse)
 	}
-	// A fresh buffer per response: the records alias it, and callers may keep them past the
-	// next fetch (the sink holds a batch's values until its insert).
-	body := make([]byte, size)
+	// A buffer per response, fresh or the caller's to recycle (Config.Pool): the records
+	// alias it, and callers may keep them past the next fetch (the sink holds a batch's
+	// values until its insert).
+	var body []byte
+	if f.cfg.Pool != nil {
+		body = f.cfg.Pool.get(size)
+		res.Bufs = append(res.Bufs, body)
+	} else {
+		body = make([]byte, size)
+	}
 	if _, err := io.ReadFull(f.raw, body); err != nil {
 		return dst, res, err
 	}
@@ -276,7 +290,9 @@ func (f *Fetcher) fetchRaw(dst []kafka.Message, offset int64, res Result) ([]kaf
 		return dst, res, kafka.Error(p.errCode)
 	}
 	res.HighWaterMark = p.highWaterMark
+	f.dec.pool, f.dec.bufs = f.cfg.Pool, res.Bufs
 	dst, res.Next, err = f.dec.decodeBatches(dst, p.records, f.cfg.Topic, f.cfg.Partition, offset, p.highWaterMark)
+	res.Bufs, f.dec.bufs = f.dec.bufs, nil
 	return dst, res, err
 }
 

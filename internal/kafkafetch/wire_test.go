@@ -411,3 +411,48 @@ func TestDecodeBatchesRetainsNoEarlierResponse(t *testing.T) {
 		t.Fatalf("second response's last record: %q %q", got2[49].Value, got2[49].Headers)
 	}
 }
+
+// TestDecodeBatchesPooled: zstd batches decompressed into pool buffers that earlier rounds
+// used and scribbled over decode to the same records, and the decoder lists every buffer it
+// took in bufs.
+func TestDecodeBatchesPooled(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	ts := time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC).UnixMilli()
+	a, b := randomRecords(r, 30), randomRecords(r, 30)
+	resp := append(encodeBatch(0, ts, compress.Zstd, false, a), encodeBatch(30, ts, compress.Zstd, false, b)...)
+	want := append(append([]testRecord{}, a...), b...)
+	pool := NewPool(1 << 30)
+	seen := map[*byte]bool{}
+	reused := 0
+	for round := 0; round < 4; round++ {
+		var d decoder
+		d.pool = pool
+		got, _, err := d.decodeBatches(nil, resp, "t", 0, 0, 99)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("round %d: %d records, %v", round, len(got), err)
+		}
+		for i, m := range got {
+			if !bytes.Equal(m.Value, want[i].value) || (m.Value == nil) != (want[i].value == nil) {
+				t.Fatalf("round %d record %d: value of %d bytes, want %d", round, i, len(m.Value), len(want[i].value))
+			}
+		}
+		if len(d.bufs) != 2 {
+			t.Fatalf("round %d: %d buffers taken for 2 zstd batches", round, len(d.bufs))
+		}
+		for _, buf := range d.bufs {
+			p := &buf[:1][0]
+			if seen[p] {
+				reused++
+			}
+			seen[p] = true
+			full := buf[:cap(buf)]
+			for i := range full {
+				full[i] = 0xa5 // what a later fetch would find in a recycled buffer
+			}
+		}
+		pool.Put(d.bufs)
+	}
+	if reused == 0 {
+		t.Fatal("no decompression buffer was reused")
+	}
+}

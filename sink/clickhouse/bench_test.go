@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/segmentio/kafka-go"
 	"io"
 	"net"
 	"net/http"
@@ -128,6 +129,9 @@ func BenchmarkSinkIntegration(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			st := newStream(b, ctx, brokers)
+			if os.Getenv("MXTRAIL_SINK_BENCH_ZSTD") != "" {
+				st.compression = kafka.Zstd
+			}
 			conn := openTest(b, ctx, addrs, st.db)
 			st.produce(b, ctx, st.sessions, msgs)
 			metricsAddr := freeAddr(b)

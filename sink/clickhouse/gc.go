@@ -50,3 +50,11 @@ func MemoryLimitFor(batchBytes, maxInFlight int) int64 {
 	}
 	return max(512<<20, int64(maxInFlight+1)*int64(batchBytes)*8)
 }
+
+// FetchPoolBytes is the GroupConfig.BufferPoolBytes for batches of batchBytes (insert bytes)
+// with maxInFlight in flight: the fetched JSON a batch pins is ~2x its insert bytes (see
+// MemoryLimitFor), and that many fetch buffers circulate between the readers and the batches
+// being filled or inserted; the pool keeps them instead of the garbage collector.
+func FetchPoolBytes(batchBytes, maxInFlight int) int {
+	return 2 * (maxInFlight + 1) * batchBytes
+}

@@ -27,6 +27,7 @@ type stream struct {
 	brokers                []string
 	sessions, events, dead string
 	group, db              string
+	compression            kafka.Compression // of produce: 0 none
 }
 
 func newStream(t testing.TB, ctx context.Context, brokers []string) stream {
@@ -85,7 +86,8 @@ func newStream(t testing.TB, ctx context.Context, brokers []string) stream {
 func (st stream) produce(t testing.TB, ctx context.Context, topic string, msgs []kafka.Message) {
 	t.Helper()
 	w := &kafka.Writer{Addr: kafka.TCP(st.brokers...), Topic: topic, Balancer: &kafka.Hash{},
-		RequiredAcks: kafka.RequireAll, BatchSize: 5000, BatchBytes: 8 << 20, BatchTimeout: 20 * time.Millisecond}
+		RequiredAcks: kafka.RequireAll, BatchSize: 5000, BatchBytes: 8 << 20, BatchTimeout: 20 * time.Millisecond,
+		Compression: st.compression}
 	defer w.Close()
 	for len(msgs) > 0 {
 		n := min(len(msgs), 20000)
@@ -149,7 +151,8 @@ func runSink(t *testing.T, ctx context.Context, st stream, conn driver.Conn, add
 func groupSource(t testing.TB, st stream, topics []string, m *Metrics) *GroupSource {
 	t.Helper()
 	src, err := NewGroupSource(GroupConfig{Brokers: st.brokers, GroupID: st.group, Topics: topics,
-		HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 10 * time.Second, WatchPartitionChanges: true},
+		HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 10 * time.Second, WatchPartitionChanges: true,
+		BufferPoolBytes: 64 << 20}, // recycled buffers: the content checks catch a reuse too early
 		m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -125,6 +125,10 @@ type Fetch struct {
 
 	refs atomic.Int32  // holders: the batcher while it reads the fetch, and each batch with its messages
 	pool chan<- *Fetch // where a released fetch goes for reuse (nil: dropped)
+	// bufs are the buffers Msgs alias, from bufPool: handed back once the last hold is
+	// released (every batch holding the messages was reset), for the next fetches to reuse.
+	bufs    [][]byte
+	bufPool *kafkafetch.Pool
 }
 
 func (f *Fetch) hold() { f.refs.Add(1) }
@@ -132,7 +136,17 @@ func (f *Fetch) hold() { f.refs.Add(1) }
 // release drops one hold; the last one recycles the fetch into its partition's pool (a
 // fetch without a pool is left alone: its messages may be the source's to keep).
 func (f *Fetch) release() {
-	if f.refs.Add(-1) != 0 || f.pool == nil {
+	if f.refs.Add(-1) != 0 {
+		return
+	}
+	if f.bufPool != nil {
+		clear(f.Msgs) // nothing may point into the buffers once they are reused
+		f.Msgs = f.Msgs[:0]
+		f.bufPool.Put(f.bufs)
+		clear(f.bufs)
+		f.bufs = f.bufs[:0]
+	}
+	if f.pool == nil {
 		return
 	}
 	clear(f.Msgs) // let the values go
@@ -161,6 +175,10 @@ type GroupConfig struct {
 	MaxWait       time.Duration
 	// WatchPartitionChanges rebalances when partitions are added to a topic.
 	WatchPartitionChanges bool
+	// BufferPoolBytes, when positive, recycles fetch buffers (kafkafetch.Pool) once every
+	// batch holding a fetch's messages was reset, keeping at most this many free bytes.
+	// Size it to the fetched bytes the batches in flight pin; 0: fresh buffers per fetch.
+	BufferPoolBytes int
 }
 
 // Validate returns every problem with c.
@@ -224,6 +242,7 @@ type GroupSource struct {
 	progress *progress     // the current generation's partitions not caught up
 	wake     chan struct{} // see CaughtUpNotify
 	commitMu sync.Mutex    // one commit request at a time on the coordinator connection
+	bufs     *kafkafetch.Pool
 }
 
 // NewGroupSource returns a source; nothing connects until Run. m may be nil (no lag or
@@ -236,7 +255,11 @@ func NewGroupSource(cfg GroupConfig, m *Metrics, log *slog.Logger) (*GroupSource
 	if log == nil {
 		log = slog.Default()
 	}
-	return &GroupSource{cfg: cfg, m: m, log: log, wake: make(chan struct{}, 1)}, nil
+	s := &GroupSource{cfg: cfg, m: m, log: log, wake: make(chan struct{}, 1)}
+	if cfg.BufferPoolBytes > 0 {
+		s.bufs = kafkafetch.NewPool(cfg.BufferPoolBytes)
+	}
+	return s, nil
 }
 
 // Run joins the group and reads the partitions of each generation until ctx ends. The
@@ -392,7 +415,7 @@ func (s *GroupSource) readPartition(ctx context.Context, l *Lease, pp *partProgr
 		}
 	}()
 	f := kafkafetch.New(kafkafetch.Config{Brokers: s.cfg.Brokers, Topic: topic, Partition: a.ID,
-		Dialer: s.cfg.Dialer, MaxBytes: s.cfg.FetchMaxBytes, MaxWait: s.cfg.MaxWait})
+		Dialer: s.cfg.Dialer, MaxBytes: s.cfg.FetchMaxBytes, MaxWait: s.cfg.MaxWait, Pool: s.bufs})
 	defer f.Close()
 	var lag prometheus.Gauge
 	var lagShown int64
@@ -413,11 +436,12 @@ func (s *GroupSource) readPartition(ctx context.Context, l *Lease, pp *partProgr
 		select {
 		case fe = <-pool:
 		default:
-			fe = &Fetch{Topic: topic, Partition: a.ID, Lease: l, pool: pool, Msgs: make([]kafka.Message, 0, size)}
+			fe = &Fetch{Topic: topic, Partition: a.ID, Lease: l, pool: pool, Msgs: make([]kafka.Message, 0, size), bufPool: s.bufs}
 		}
 		var res kafkafetch.Result
 		var err error
 		fe.Msgs, res, err = f.Fetch(fctx, next, fe.Msgs[:0])
+		fe.bufs = append(fe.bufs, res.Bufs...)
 		next = res.Next
 		if lag != nil && res.HighWaterMark >= 0 {
 			n := max(res.HighWaterMark-res.Next, 0)
@@ -434,6 +458,11 @@ func (s *GroupSource) readPartition(ctx context.Context, l *Lease, pp *partProgr
 				return
 			}
 		} else {
+			if s.bufs != nil {
+				s.bufs.Put(fe.bufs) // no message aliases them
+				clear(fe.bufs)
+				fe.bufs = fe.bufs[:0]
+			}
 			select {
 			case pool <- fe:
 			default:
