@@ -171,6 +171,9 @@ func (f *Fetcher) Close() error {
 	return err
 }
 
+// Pool returns Config.Pool (nil when unset; Put on a nil Pool does nothing).
+func (f *Fetcher) Pool() *Pool { return f.cfg.Pool }
+
 // Fetch sends one fetch request from offset (an absolute offset, or kafka.FirstOffset /
 // kafka.LastOffset) and appends its records to dst, in offset order, starting at offset
 // (records before it in the first batch are dropped). It waits up to MaxWait for records

@@ -50,6 +50,9 @@ func (p *Pool) get(n int) []byte {
 
 // Put hands back buffers from Result.Bufs whose records are no longer referenced.
 func (p *Pool) Put(bufs [][]byte) {
+	if p == nil || len(bufs) == 0 {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, b := range bufs {
