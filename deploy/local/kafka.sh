@@ -69,7 +69,11 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 delete.topic.enable=true
 message.max.bytes=16777216
-log.retention.hours=24
+# Tests and benchmarks leave topics behind (a 1M-record sink benchmark writes ~1 GB): data
+# older than 6 h goes, and segments roll hourly so that a small topic's only segment is not
+# kept for the default 7 days (56 GB of leftovers once filled this box's disk).
+log.retention.hours=6
+log.roll.hours=1
 log.segment.bytes=268435456
 CONF
   cat >"$DIR/log4j2.yaml" <<'CONF'
@@ -109,6 +113,12 @@ up() {
   ensure_java
   ensure_jars
   write_config
+  # A broker on a full disk dies mid-test with nothing in its log; say so before starting.
+  local free_kb
+  free_kb=$(df -Pk "$DIR" | awk 'NR==2 {print $4}')
+  if [ -n "$free_kb" ] && [ "$free_kb" -lt 2097152 ]; then
+    die "only $((free_kb / 1024)) MiB free on the disk of $DIR: Kafka needs at least 2 GiB. Old test topics live in $DIR/data; 'make down' then 'rm -rf $DIR/data' clears them"
+  fi
   if [ ! -f "$DIR/data/meta.properties" ]; then
     log "formatting KRaft storage in $DIR/data"
     jvm kafka.tools.StorageTool format -t "$(cat /proc/sys/kernel/random/uuid | tr -d - | head -c 22)" \
