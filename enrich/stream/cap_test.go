@@ -18,24 +18,11 @@ import (
 // partition whose line goes over the cap evicts its own least recently active session, and
 // the evicted records go out with closed_by=evicted.
 func TestOpenCapIsPerInstance(t *testing.T) {
-	cfg := Defaults()
-	cfg.Brokers, cfg.GroupID = []string{"127.0.0.1:1"}, "g"
-	cfg.Topics = Topics{Raw: "raw", Sessions: "s", Events: "e", DeadLetter: "d"}
-	cfg.Parser = parse.Options{DefaultYear: 2021}
-	cfg.Session = session.Defaults()
-	cfg.Session.MaxOpen = 30
-	cfg.Metrics = NewMetrics(prometheus.NewRegistry())
-	e, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := offlineEnricher(t, func(c *Config) { c.Session.MaxOpen = 30 })
+	cfg := e.cfg
 	var parts []*partition
 	for id := 0; id < 3; id++ {
-		p, err := e.newPartition(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parts = append(parts, p)
+		parts = append(parts, offlinePartition(t, e, id))
 	}
 	evicted := map[int]int{}
 	const perPart = 100
@@ -115,21 +102,8 @@ func TestArenaSlicesStayIntact(t *testing.T) {
 // straddling it (transitively) while that stays within the look-back of the open-session
 // rule; past it the open-session rule alone decides and the fallback is reported.
 func TestCommitPointLookback(t *testing.T) {
-	cfg := Defaults()
-	cfg.Brokers, cfg.GroupID = []string{"127.0.0.1:1"}, "g"
-	cfg.Topics = Topics{Raw: "raw", Sessions: "s", Events: "e", DeadLetter: "d"}
-	cfg.Parser = parse.Options{DefaultYear: 2021}
-	cfg.Session = session.Defaults()
-	cfg.Session.Lateness = 0 // an end line closes its session at once
-	cfg.Metrics = NewMetrics(prometheus.NewRegistry())
-	e, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := e.newPartition(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := offlineEnricher(t, func(c *Config) { c.Session.Lateness = 0 }) // an end line closes its session at once
+	p := offlinePartition(t, e, 0)
 	start := func(id, s int) string {
 		return fmt.Sprintf(`Mar  9 12:00:%02d gw smtpf[100]: x2801T00100000%04d #637 start mx.example [192.0.2.1] f="" th=1 cn=1 cs=1`, s, id)
 	}
@@ -154,4 +128,34 @@ func TestCommitPointLookback(t *testing.T) {
 	if c, straddles := commitPoint(p.asm, p.source, 2, 10); c != 0 || straddles {
 		t.Fatalf("tracker at 2, inside A: %d %v, want 0 false", c, straddles)
 	}
+}
+
+// offlineEnricher is an enricher whose partitions are driven through handle, without Kafka:
+// brokers never dialled, short topic names, 2021 as the parser's year; tune adjusts the rest.
+func offlineEnricher(t *testing.T, tune func(*Config)) *Enricher {
+	t.Helper()
+	cfg := Defaults()
+	cfg.Brokers, cfg.GroupID = []string{"127.0.0.1:1"}, "g"
+	cfg.Topics = Topics{Raw: "raw", Sessions: "s", Events: "e", DeadLetter: "d", Alerts: "a"}
+	cfg.Parser = parse.Options{DefaultYear: 2021}
+	cfg.Session = session.Defaults()
+	cfg.Metrics = NewMetrics(prometheus.NewRegistry())
+	if tune != nil {
+		tune(&cfg)
+	}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// offlinePartition is partition id of e, for calling handle directly.
+func offlinePartition(t *testing.T, e *Enricher, id int) *partition {
+	t.Helper()
+	p, err := e.newPartition(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

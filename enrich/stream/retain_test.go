@@ -9,13 +9,10 @@ import (
 	"testing"
 	"weak"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/mxtrail/mxtrail/enrich/alert"
 	"github.com/mxtrail/mxtrail/enrich/gen"
-	"github.com/mxtrail/mxtrail/enrich/parse"
-	"github.com/mxtrail/mxtrail/enrich/session"
 )
 
 type memFile struct{ bytes.Buffer }
@@ -40,22 +37,11 @@ func TestPartitionKeepsNoFetchBuffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Defaults()
-	cfg.Brokers, cfg.GroupID = []string{"127.0.0.1:1"}, "g"
-	cfg.Topics = Topics{Raw: "raw", Sessions: "s", Events: "e", DeadLetter: "d", Alerts: "a"}
-	cfg.Parser = parse.Options{DefaultYear: 2021}
-	cfg.Session = session.Defaults()
-	ac := alert.Defaults()
-	cfg.Alerts = &ac
-	cfg.Metrics = NewMetrics(prometheus.NewRegistry())
-	e, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := e.newPartition(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := offlineEnricher(t, func(c *Config) {
+		ac := alert.Defaults()
+		c.Alerts = &ac
+	})
+	p := offlinePartition(t, e, 0)
 	// One fetch: every line of every file sliced out of one buffer, with the shipper's
 	// headers (values in the buffer too) shared by runs of 40 lines as kafkafetch shares them.
 	var buf []byte
