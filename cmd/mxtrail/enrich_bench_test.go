@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -207,7 +206,7 @@ func runEnrichChild(b *testing.B, bin string, brokers []string, st streamTopics,
 		got := scrapeCounter(addr, "mxtrail_enrich_lines_in_total")
 		if got > 0 && first.IsZero() {
 			first = time.Now()
-			cpuFirst = procCPU(strconv.Itoa(cmd.Process.Pid))
+			cpuFirst = procCPU(cmd.Process.Pid)
 		}
 		if got >= float64(lines) {
 			break
@@ -273,26 +272,18 @@ func rusageCPU() float64 {
 
 // brokerCPU is the broker process's user+system CPU seconds, or -1 when unknown.
 func brokerCPU() float64 {
-	pf := os.Getenv("MXTRAIL_KAFKA_PIDFILE")
-	if pf == "" {
-		pf = filepath.Join(testenv.StateDir(), "kafka", "kafka.pid")
-	}
-	pid, err := os.ReadFile(pf)
-	if err != nil {
+	pid, ok := testenv.KafkaBrokerPID()
+	if !ok {
 		return -1
 	}
-	return procCPU(strings.TrimSpace(string(pid)))
+	return procCPU(pid)
 }
 
-// procCPU returns the user+system CPU seconds of a process from /proc (-1 when unknown).
-func procCPU(pid string) float64 {
-	stat, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
+// procCPU returns the user+system CPU seconds of a process (-1 when unknown).
+func procCPU(pid int) float64 {
+	cpu, ok := testenv.PIDCPU(pid)
+	if !ok {
 		return -1
 	}
-	s := string(stat)
-	fs := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseFloat(fs[11], 64)
-	st, _ := strconv.ParseFloat(fs[12], 64)
-	return (ut + st) / 100 // USER_HZ
+	return cpu.Seconds()
 }
