@@ -92,6 +92,10 @@ func runEnrich(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 // nil means enrich.stream.idle_clock_speed times real time.
 func newEnricher(cfg config.Config, tr *kafka.Transport, log *slog.Logger, reg prometheus.Registerer, clock func() time.Time) (*stream.Enricher, error) {
 	sc := cfg.Enrich.Stream
+	var codec kafka.Compression
+	if err := codec.UnmarshalText([]byte(sc.Compression)); err != nil {
+		return nil, fmt.Errorf("enrich.stream.compression %q: %w", sc.Compression, err)
+	}
 	if clock == nil {
 		clock = speedClock(sc.IdleClockSpeed)
 	}
@@ -104,8 +108,9 @@ func newEnricher(cfg config.Config, tr *kafka.Transport, log *slog.Logger, reg p
 		GroupID: sc.GroupID,
 		Topics: stream.Topics{Raw: cfg.Kafka.Topics.Raw, Sessions: cfg.Kafka.Topics.Sessions,
 			Events: cfg.Kafka.Topics.Events, DeadLetter: cfg.Kafka.Topics.DeadLetter, Alerts: cfg.Kafka.Topics.Alerts},
-		Dialer:    &kafka.Dialer{ClientID: cfg.Kafka.ClientID, Timeout: 10 * time.Second, DualStack: true, TLS: tr.TLS, SASLMechanism: tr.SASL},
-		Transport: tr,
+		Dialer:      &kafka.Dialer{ClientID: cfg.Kafka.ClientID, Timeout: 10 * time.Second, DualStack: true, TLS: tr.TLS, SASLMechanism: tr.SASL},
+		Transport:   tr,
+		Compression: codec,
 		Parser: parse.Options{PatternDir: cfg.Enrich.Parser.PatternDir, IsodeHeader: cfg.Enrich.Parser.IsodeHeader,
 			DefaultYear: year, Location: cfg.Enrich.Parser.Location()},
 		Session:            cfg.Enrich.Sessions.Config(),

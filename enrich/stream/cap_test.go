@@ -159,3 +159,13 @@ func offlinePartition(t *testing.T, e *Enricher, id int) *partition {
 	}
 	return p
 }
+
+// TestOutputCompression: Config.Compression reaches the producer of the outputs.
+func TestOutputCompression(t *testing.T) {
+	for _, c := range []kafka.Compression{0, kafka.Zstd, kafka.Lz4} {
+		e := offlineEnricher(t, func(cfg *Config) { cfg.Compression = c })
+		if e.w.Compression != c {
+			t.Fatalf("producer compression %v, want %v", e.w.Compression, c)
+		}
+	}
+}

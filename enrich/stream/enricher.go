@@ -32,6 +32,8 @@ type Config struct {
 	Dialer *kafka.Dialer
 	// Transport is the producer's transport (TLS, SASL); nil is plain TCP.
 	Transport kafka.RoundTripper
+	// Compression of the produced record batches (0: none).
+	Compression kafka.Compression
 
 	Parser parse.Options
 	// Session configures each partition's assembler. Its MaxOpen caps the open sessions of
@@ -208,6 +210,7 @@ func New(cfg Config) (*Enricher, error) {
 		BatchBytes:   outputBatchBytes,
 		BatchTimeout: 20 * time.Millisecond,
 		MaxAttempts:  10,
+		Compression:  cfg.Compression,
 		Transport:    cfg.Transport,
 		Completion:   e.completion,
 	}
