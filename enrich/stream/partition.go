@@ -217,9 +217,7 @@ func (e *Enricher) runPartition(stop, gctx context.Context, gen *kafka.Generatio
 			clear(c.msgs) // let the values go before the next fetch
 			c.msgs = c.msgs[:0]
 			p.dropFetch()
-			pool.Put(c.bufs)
-			clear(c.bufs)
-			c.bufs = c.bufs[:0]
+			c.bufs = pool.Put(c.bufs)
 			free <- c
 		case <-tick.C:
 			now := time.Now()
@@ -282,10 +280,8 @@ func (p *partition) fetch(ctx context.Context, f *kafkafetch.Fetcher, offset int
 				return
 			}
 		} else {
-			f.Pool().Put(c.bufs) // no record aliases them
-			clear(c.bufs)
-			c.bufs = c.bufs[:0]
-			free <- c // never blocks: two chunks, two slots
+			c.bufs = f.Pool().Put(c.bufs) // no record aliases them
+			free <- c                     // never blocks: two chunks, two slots
 		}
 		if err == nil {
 			continue

@@ -48,18 +48,21 @@ func (p *Pool) get(n int) []byte {
 	return make([]byte, n, (n+64<<10-1)&^(64<<10-1))
 }
 
-// Put hands back buffers from Result.Bufs whose records are no longer referenced.
-func (p *Pool) Put(bufs [][]byte) {
-	if p == nil || len(bufs) == 0 {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, b := range bufs {
-		if cap(b) == 0 || p.bytes+cap(b) > p.maxBytes {
-			continue
+// Put hands back buffers from Result.Bufs whose records are no longer referenced, and
+// returns bufs emptied (its references cleared) for the caller to reuse. A nil Pool keeps
+// nothing.
+func (p *Pool) Put(bufs [][]byte) [][]byte {
+	if p != nil && len(bufs) > 0 {
+		p.mu.Lock()
+		for _, b := range bufs {
+			if cap(b) == 0 || p.bytes+cap(b) > p.maxBytes {
+				continue
+			}
+			p.free = append(p.free, b[:0])
+			p.bytes += cap(b)
 		}
-		p.free = append(p.free, b[:0])
-		p.bytes += cap(b)
+		p.mu.Unlock()
 	}
+	clear(bufs)
+	return bufs[:0]
 }

@@ -139,18 +139,15 @@ func (f *Fetch) release() {
 	if f.refs.Add(-1) != 0 {
 		return
 	}
-	if f.bufPool != nil {
-		clear(f.Msgs) // nothing may point into the buffers once they are reused
-		f.Msgs = f.Msgs[:0]
-		f.bufPool.Put(f.bufs)
-		clear(f.bufs)
-		f.bufs = f.bufs[:0]
+	if f.pool == nil && f.bufPool == nil {
+		return // the source's to keep
 	}
+	clear(f.Msgs) // let the values go; nothing may point into the buffers once they are reused
+	f.Msgs = f.Msgs[:0]
+	f.bufs = f.bufPool.Put(f.bufs)
 	if f.pool == nil {
 		return
 	}
-	clear(f.Msgs) // let the values go
-	f.Msgs = f.Msgs[:0]
 	select {
 	case f.pool <- f:
 	default:
@@ -458,11 +455,7 @@ func (s *GroupSource) readPartition(ctx context.Context, l *Lease, pp *partProgr
 				return
 			}
 		} else {
-			if s.bufs != nil {
-				s.bufs.Put(fe.bufs) // no message aliases them
-				clear(fe.bufs)
-				fe.bufs = fe.bufs[:0]
-			}
+			fe.bufs = s.bufs.Put(fe.bufs) // no message aliases them
 			select {
 			case pool <- fe:
 			default:
