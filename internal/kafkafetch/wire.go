@@ -215,7 +215,6 @@ func parseFetchResponse(body []byte, topic string, partition int32) (partitionDa
 type decoder struct {
 	keys   map[string]string
 	hdrs   []kafka.Header // the current response's header arena
-	hdrUse int            // headers in it so far
 	zratio int            // the largest zstd decompression ratio seen, rounded up
 	// prev is the headers of the last record decoded from this response: a record whose
 	// headers are byte for byte the same gets this slice too. A shipper stamps the lines of
@@ -241,12 +240,10 @@ type rawHeader struct{ key, value []byte }
 // stops the partition there, loudly, rather than being skipped.
 func (d *decoder) decodeBatches(dst []kafka.Message, recs []byte, topic string, partition int, offset, hwm int64) ([]kafka.Message, int64, error) {
 	next := offset
-	// Headers alias this response only: a new arena, sized from the last response's use, and
-	// no sharing with its records. An arena spanning responses kept every response any of
+	// Headers alias this response only: a new arena (started when a record has headers) and
+	// no sharing with earlier records. An arena spanning responses kept every response any of
 	// its headers pointed into alive (440 MB of decompressed batches on 17 partitions).
-	d.prev = nil
-	d.hdrs = make([]kafka.Header, 0, max(16, d.hdrUse+d.hdrUse/4))
-	d.hdrUse = 0
+	d.prev, d.hdrs = nil, nil
 	for len(recs) >= batchHeaderLen {
 		base := int64(binary.BigEndian.Uint64(recs))
 		size := int(int32(binary.BigEndian.Uint32(recs[8:])))
@@ -416,9 +413,10 @@ func (d *decoder) headers() []kafka.Header {
 		}
 	}
 	nh := len(d.scratch)
-	d.hdrUse += nh
 	if cap(d.hdrs)-len(d.hdrs) < nh {
-		d.hdrs = make([]kafka.Header, 0, min(max(2*cap(d.hdrs), 2*nh), max(1024, 2*nh)))
+		// Chunks double from 16 to 1024 headers: a response with few distinct header sets
+		// (most are) costs one small chunk.
+		d.hdrs = make([]kafka.Header, 0, min(max(16, 2*cap(d.hdrs), 2*nh), max(1024, 2*nh)))
 	}
 	start := len(d.hdrs)
 	for _, h := range d.scratch {
