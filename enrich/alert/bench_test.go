@@ -3,7 +3,6 @@ package alert
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/netip"
 	"runtime"
 	"sort"
@@ -20,10 +19,6 @@ import (
 	"github.com/mxtrail/mxtrail/internal/testenv"
 )
 
-type memFile struct{ bytes.Buffer }
-
-func (*memFile) Close() error { return nil }
-
 type benchLine struct {
 	host, file string
 	line       []byte
@@ -38,14 +33,10 @@ var (
 // in event-time order as an enricher partition sees them.
 func fleet(b *testing.B) []benchLine {
 	benchOnce.Do(func() {
-		files := map[string]*memFile{}
 		opts := gen.Defaults()
 		opts.Seed, opts.Hosts, opts.Lines = 11, 7, 60_000
-		opts.Create = func(name string) (io.WriteCloser, error) {
-			f := &memFile{}
-			files[name] = f
-			return f, nil
-		}
+		var files map[string]*bytes.Buffer
+		opts.Create, files = gen.InMemory()
 		sum, err := gen.Generate(context.Background(), opts)
 		if err != nil {
 			b.Fatal(err)

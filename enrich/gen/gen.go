@@ -807,3 +807,18 @@ func truncate(b []byte, n int) string {
 	}
 	return string(b)
 }
+
+// InMemory returns an Options.Create that keeps every generated file in memory, and the map
+// Generate fills with them by base name (for tests and benchmarks).
+func InMemory() (create func(name string) (io.WriteCloser, error), files map[string]*bytes.Buffer) {
+	files = map[string]*bytes.Buffer{}
+	return func(name string) (io.WriteCloser, error) {
+		b := &bytes.Buffer{}
+		files[name] = b
+		return memFile{b}, nil
+	}, files
+}
+
+type memFile struct{ *bytes.Buffer }
+
+func (memFile) Close() error { return nil }

@@ -3,7 +3,6 @@ package session
 import (
 	"bytes"
 	"context"
-	"io"
 	"runtime"
 	"sort"
 	"sync"
@@ -14,10 +13,6 @@ import (
 	"github.com/mxtrail/mxtrail/enrich/gen"
 	"github.com/mxtrail/mxtrail/enrich/parse"
 )
-
-type memFile struct{ bytes.Buffer }
-
-func (*memFile) Close() error { return nil }
 
 type benchLine struct {
 	host string
@@ -35,16 +30,12 @@ var (
 // host's files by event time, the stream `mxtrail sessions` and the enricher see.
 func fleetLines(b *testing.B) []benchLine {
 	benchOnce.Do(func() {
-		files := map[string]*memFile{}
 		opts := gen.Defaults()
 		opts.Seed = 7
 		opts.Hosts = 7
 		opts.Lines = 120_000
-		opts.Create = func(name string) (io.WriteCloser, error) {
-			f := &memFile{}
-			files[name] = f
-			return f, nil
-		}
+		var files map[string]*bytes.Buffer
+		opts.Create, files = gen.InMemory()
 		sum, err := gen.Generate(context.Background(), opts)
 		if err != nil {
 			panic(err)

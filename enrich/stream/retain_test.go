@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"runtime"
 	"testing"
 	"weak"
@@ -15,24 +14,16 @@ import (
 	"github.com/mxtrail/mxtrail/enrich/gen"
 )
 
-type memFile struct{ bytes.Buffer }
-
-func (*memFile) Close() error { return nil }
-
 // TestPartitionKeepsNoFetchBuffer: once a partition has handled a fetch, nothing it keeps
 // (open sessions, alert windows, the decoder, the last input) points into the fetch's
 // buffer, so the buffer is freed while the next fetch is handled. kafkafetch slices keys,
 // values and header values out of one buffer per response (or decompressed batch): one
 // kept view of a few bytes would hold megabytes, per partition, for as long as it lives.
 func TestPartitionKeepsNoFetchBuffer(t *testing.T) {
-	files := map[string]*memFile{}
 	opts := gen.Defaults()
 	opts.Seed, opts.Hosts, opts.Lines, opts.GarbageRate = 5, 5, 8000, 0.02
-	opts.Create = func(name string) (io.WriteCloser, error) {
-		f := &memFile{}
-		files[name] = f
-		return f, nil
-	}
+	var files map[string]*bytes.Buffer
+	opts.Create, files = gen.InMemory()
 	sum, err := gen.Generate(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
