@@ -340,8 +340,11 @@ func (d *decoder) decodeRecords(dst []kafka.Message, batch []byte, attrs int16, 
 	r := reader{b: body}
 	prev := base - 1
 	// One growth per batch at most, not a doubling series of copies within it (bounded: the
-	// count is the batch's word until its records are read).
-	dst = slices.Grow(dst, min(count, int(last-max(offset, base)+1), 1<<16))
+	// count and the offsets are the batch's word until its records are read, and a corrupt
+	// header can make their difference negative).
+	if n := min(int64(count), last-max(offset, base)+1, 1<<16); n > 0 {
+		dst = slices.Grow(dst, int(n))
+	}
 	for i := 0; i < count; i++ {
 		n := r.varint()
 		if r.err != nil || n < 0 || int64(len(r.b)) < n {
