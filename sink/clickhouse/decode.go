@@ -616,7 +616,23 @@ var sessionFields = newFieldSet("session_id", "host", "product", "session_key", 
 	"event_count", "max_severity", "outcome_version", "first_pos", "last_pos")
 
 // decodeSession decodes one session record into s, reusing s.Recipients and s.Flags.
+//
+// A record as record.Session.AppendJSON writes it (every key, in its order, no whitespace) is
+// read by decodeSessionCanonical, which checks each key as a fixed token; anything else it
+// gives up on, and the general decoder reads the record again from its start, so results
+// and errors are the general decoder's (TestDecodeSessionCanonicalSameResults,
+// FuzzDecodeSessionCanonical).
 func decodeSession(l *lexer, s *record.Session) error {
+	i, esc := l.i, len(l.esc)
+	if ok, err := decodeSessionCanonical(l, s); ok {
+		return err
+	}
+	l.i, l.esc = i, l.esc[:esc]
+	return decodeSessionGeneral(l, s)
+}
+
+// decodeSessionGeneral decodes one session record in any key order and layout.
+func decodeSessionGeneral(l *lexer, s *record.Session) error {
 	rcpts, flags := s.Recipients[:0], s.Flags[:0]
 	*s = record.Session{}
 	if err := l.expect('{'); err != nil {
@@ -710,6 +726,10 @@ func decodeSession(l *lexer, s *record.Session) error {
 	if err := l.end(); err != nil {
 		return err
 	}
+	return checkRequired(s, seenID, seenStart)
+}
+
+func checkRequired(s *record.Session, seenID, seenStart bool) error {
 	if !seenID || s.SessionID == "" {
 		return fmt.Errorf("field \"session_id\": missing or empty: %w", errWrongType)
 	}
