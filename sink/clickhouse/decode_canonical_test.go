@@ -81,7 +81,9 @@ func TestDecodeSessionCanonicalSameResults(t *testing.T) {
 		func(s string) string { return strings.Replace(s, `"flags":[]`, `"flags":[null]`, 1) },
 		func(s string) string { return strings.Replace(s, `"size":`, `"size":"1",`+`"x":`, 1) },
 		func(s string) string { return strings.Replace(s, `"smtp_code":`, `"smtp_code":-`, 1) },
-		func(s string) string { return strings.Replace(s, `"smtp_code":`, `"smtp_code":99999999999999999999,"y":`, 1) },
+		func(s string) string {
+			return strings.Replace(s, `"smtp_code":`, `"smtp_code":99999999999999999999,"y":`, 1)
+		},
 		func(s string) string { return strings.Replace(s, `"session_id":"`, `"session_id":"\u0041`, 1) },
 		func(s string) string { return strings.Replace(s, `"session_id":"`, `"session_id":"",`+`"z":"`, 1) },
 		func(s string) string { return strings.Replace(s, `"start_time":"`, `"start_time":"",`+`"z":"`, 1) },
@@ -89,8 +91,10 @@ func TestDecodeSessionCanonicalSameResults(t *testing.T) {
 		func(s string) string { return strings.Replace(s, `"helo":"`, `"helo":"`+strings.Repeat("A", 300), 1) },
 		func(s string) string { return strings.Replace(s, `"helo":"`, "\"helo\":\"\x01", 1) },
 		func(s string) string { return strings.Replace(s, `"tls":`, `"tls":tru,"w":`, 1) },
-		func(s string) string { return strings.Replace(s, `,"auth_user":""`, ``, 1) },                    // key missing
-		func(s string) string { return strings.Replace(s, `{"session_id"`, `{"extra":[1,{"a":2}],"session_id"`, 1) }, // unknown key
+		func(s string) string { return strings.Replace(s, `,"auth_user":""`, ``, 1) }, // key missing
+		func(s string) string {
+			return strings.Replace(s, `{"session_id"`, `{"extra":[1,{"a":2}],"session_id"`, 1)
+		}, // unknown key
 		func(s string) string { return strings.Replace(s, `"last_pos":{`, `"last_pos":{"offset":1,`, 1) },
 		func(s string) string { return strings.Replace(s, `"reason":`, `"session_id":"dup","reason":`, 1) }, // duplicate key
 		func(s string) string { // one byte flipped
