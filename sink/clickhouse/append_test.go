@@ -309,3 +309,33 @@ func TestArrayLayout(t *testing.T) {
 		t.Fatalf("Array(UInt16): %d rows, encoded %x, want %x", c.Rows(), encodeFull(t, c), encodeFull(t, generic))
 	}
 }
+
+// Like TestColStrLayout, for the fixed-width columns the writer shares with the batch: the
+// column must hold exactly the shared rows, and a later append must not write into them.
+func TestFixedLayout(t *testing.T) {
+	for name, f := range map[string]fixedField{"UInt8": fixedUInt8, "UInt16": fixedUInt16, "UInt32": fixedUInt32,
+		"UInt64": fixedUInt64, "Int32": fixedInt32, "Int64": fixedInt64, "IPv6": fixedIPv6} {
+		if !f.ok {
+			t.Errorf("clickhouse-go's column.%s no longer holds its ch-go column in field col: it takes the slower public Append", name)
+		}
+	}
+	c, err := column.Type("Int64").Column("n", serverContext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := make([]int64, 3, 8)
+	rows[0], rows[1], rows[2] = 7, -1, 1<<40
+	w := NewWriter(nil, "db", schema.FeaturesFor(schema.ServerVersion{Major: 18, Minor: 16}), NewMetrics(nil), time.Second, time.Second)
+	if err := w.appendColumn(c, rows[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AppendRow(int64(5)); err != nil {
+		t.Fatal(err)
+	}
+	if c.Rows() != 3 || c.Row(0, false) != int64(7) || c.Row(1, false) != int64(-1) || c.Row(2, false) != int64(5) {
+		t.Fatalf("column holds %d rows %v %v %v", c.Rows(), c.Row(0, false), c.Row(1, false), c.Row(2, false))
+	}
+	if rows[2] != 1<<40 {
+		t.Fatalf("an append to the column wrote into the batch's rows: %v", rows)
+	}
+}
