@@ -206,12 +206,27 @@ func TestColStrLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	var a strCol
-	for _, v := range []string{"a", "", "héllo", "x"} {
+	a.buf = make([]byte, 0, 64) // room to spare: a careless append would write into it
+	for _, v := range []string{"a", "", "héllo", "x", "tail"} {
 		a.add(v)
 	}
+	// Rows 1-3 of 5, shared with the column; then rows appended to it must not touch the arena.
 	appendStrRows(colStr(c.(*column.String)), strRows{&a, 1, 4}, nil)
-	if c.Rows() != 3 || c.Row(0, false) != "" || c.Row(1, false) != "héllo" || c.Row(2, false) != "x" {
-		t.Fatalf("column holds %d rows %v %v %v", c.Rows(), c.Row(0, false), c.Row(1, false), c.Row(2, false))
+	if err := c.AppendRow("zz"); err != nil {
+		t.Fatal(err)
+	}
+	appendStrRows(colStr(c.(*column.String)), strRows{&a, 0, 1}, nil)
+	want := []string{"", "héllo", "x", "zz", "a"}
+	if c.Rows() != len(want) {
+		t.Fatalf("column holds %d rows, want %d", c.Rows(), len(want))
+	}
+	for i, w := range want {
+		if got := c.Row(i, false); got != w {
+			t.Fatalf("row %d: %q, want %q", i, got, w)
+		}
+	}
+	if got := string(a.buf); got != "ahéllox"+"tail" {
+		t.Fatalf("arena now %q", got)
 	}
 }
 

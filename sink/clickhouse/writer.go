@@ -520,9 +520,9 @@ func colStr(c *column.String) *chproto.ColStr {
 // each insert allocated (and the kernel and runtime zeroed) some 100 MB per 100k session
 // rows, and the collector reclaimed it: memclr alone was a quarter of the append CPU in
 // BenchmarkAppendEncode. A column is done with its buffers once Send or Abort returns: the
-// writer prepares a new batch for every attempt and never sends one twice.
+// writer prepares a new batch for every attempt and never sends one twice. (String bytes are
+// not copied at all: see appendStrRows.)
 type colBufs struct {
-	buf  []byte
 	pos  []chproto.Position
 	ints []int
 	offs []uint64
@@ -543,11 +543,25 @@ func (w *Writer) lend(key string) *colBufs {
 }
 
 // appendStrRows appends rows of an arena column to a ColStr: the arena already holds the
-// values back to back, as ColStr.Buf does. An empty column takes lent's buffers (nil: none).
+// values back to back, as ColStr.Buf does. An empty column reads the arena itself (no copy
+// of the bytes: ColStr encodes only the ranges its positions name, and the arena is kept
+// until the insert is done with, like shareFixed's slices; its capacity is cut so an append
+// to the column copies) and takes lent's position buffer (nil: none).
 func appendStrRows(cs *chproto.ColStr, r strRows, lent *colBufs) {
-	if lent != nil && cap(cs.Buf) == 0 && cap(cs.Pos) == 0 {
-		cs.Buf, cs.Pos = lent.buf[:0], lent.pos[:0]
-		defer func() { lent.buf, lent.pos = cs.Buf, cs.Pos }()
+	if cap(cs.Buf) == 0 && cap(cs.Pos) == 0 {
+		start, end := endRange(r.c.end, r.lo, r.hi)
+		if lent != nil {
+			cs.Pos = lent.pos[:0]
+			defer func() { lent.pos = cs.Pos }()
+		}
+		cs.Buf = r.c.buf[:end:end]
+		cs.Pos = slices.Grow(cs.Pos, r.hi-r.lo)
+		prev := start
+		for _, e := range r.c.end[r.lo:r.hi] {
+			cs.Pos = append(cs.Pos, chproto.Position{Start: prev, End: e})
+			prev = e
+		}
+		return
 	}
 	b, start := r.bytes()
 	base := len(cs.Buf) - start // arena offset -> Buf offset
