@@ -273,6 +273,31 @@ func TestLowCardinalityLayout(t *testing.T) {
 	if w.appendLCRows(c.(*column.LowCardinality), strRows{&a, 0, 1}) {
 		t.Fatal("appendLCRows appended to a column that already has rows")
 	}
+	// The keys are handed over at the width Encode would choose, on both sides of each
+	// boundary, and left to Encode past UInt16.
+	if !lcKeyLayout.ok {
+		t.Fatal("clickhouse-go's column.LowCardinality changed its key fields: Encode converts the keys itself")
+	}
+	for _, distinct := range []int{1, 253, 254, 255, 256, 65533, 65534, 65535, 70000} {
+		var col strCol
+		var vals []string
+		for i := 0; i < distinct+500; i++ {
+			v := "v" + strconv.Itoa(i%distinct)
+			col.add(v)
+			vals = append(vals, v)
+		}
+		mine, _ := column.Type("LowCardinality(String)").Column("s", serverContext)
+		generic, _ := column.Type("LowCardinality(String)").Column("s", serverContext)
+		if _, err := generic.Append(vals); err != nil {
+			t.Fatal(err)
+		}
+		if !w.appendLCRows(mine.(*column.LowCardinality), col.rows()) {
+			t.Fatalf("%d distinct: appendLCRows declined", distinct)
+		}
+		if !bytes.Equal(encodeFull(t, mine), encodeFull(t, generic)) {
+			t.Fatalf("%d distinct values encode differently from the generic append", distinct)
+		}
+	}
 }
 
 // Like TestColStrLayout, for the Array fast path.
