@@ -379,3 +379,33 @@ func TestFixedLayout(t *testing.T) {
 		t.Fatalf("an append to the column wrote into the batch's rows: %v", rows)
 	}
 }
+
+// Like TestColStrLayout, for DateTime and DateTime64 columns: filled the writer's way, they
+// encode like the generic Append, zero times, fractions and times before 1970 included.
+func TestTimeLayout(t *testing.T) {
+	if !timeLayout.dt.ok || !timeLayout.dt64.ok {
+		t.Fatal("clickhouse-go's DateTime or DateTime64 no longer holds its ch-go column in field col: it takes the slower public Append")
+	}
+	times := []time.Time{{}, time.Unix(0, 0), time.Date(2026, 11, 23, 18, 42, 40, 123456789, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 999000000, time.UTC), time.Date(2105, 1, 1, 0, 0, 0, 0, time.UTC)}
+	w := NewWriter(nil, "db", schema.FeaturesFor(schema.ServerVersion{Major: 26, Minor: 1}), NewMetrics(nil), time.Second, time.Second)
+	for _, typ := range []column.Type{"DateTime('UTC')", "DateTime64(3, 'UTC')", "DateTime64(6, 'UTC')"} {
+		mine, err := typ.Column("t", serverContext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		generic, _ := typ.Column("t", serverContext)
+		if _, err := generic.Append(times); err != nil {
+			t.Fatal(err)
+		}
+		if !w.appendTimes(mine, times) {
+			t.Fatalf("%s: appendTimes declined an empty column", typ)
+		}
+		if mine.Rows() != len(times) || !bytes.Equal(encodeFull(t, mine), encodeFull(t, generic)) {
+			t.Fatalf("%s: encoded %x, want %x", typ, encodeFull(t, mine), encodeFull(t, generic))
+		}
+		if w.appendTimes(mine, times) {
+			t.Fatalf("%s: appendTimes appended to a column that already has rows", typ)
+		}
+	}
+}
