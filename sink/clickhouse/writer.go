@@ -615,24 +615,18 @@ func (w *Writer) lend(key string) *colBufs {
 // until the insert is done with, like shareFixed's slices; its capacity is cut so an append
 // to the column copies) and takes lent's position buffer (nil: none).
 func appendStrRows(cs *chproto.ColStr, r strRows, lent *colBufs) {
+	b, start := r.bytes()
+	var base int // arena offset -> Buf offset
 	if cap(cs.Buf) == 0 && cap(cs.Pos) == 0 {
-		start, end := endRange(r.c.end, r.lo, r.hi)
 		if lent != nil {
 			cs.Pos = lent.pos[:0]
 			defer func() { lent.pos = cs.Pos }()
 		}
-		cs.Buf = r.c.buf[:end:end]
-		cs.Pos = slices.Grow(cs.Pos, r.hi-r.lo)
-		prev := start
-		for _, e := range r.c.end[r.lo:r.hi] {
-			cs.Pos = append(cs.Pos, chproto.Position{Start: prev, End: e})
-			prev = e
-		}
-		return
+		cs.Buf = r.c.buf[: start+len(b) : start+len(b)]
+	} else {
+		base = len(cs.Buf) - start
+		cs.Buf = append(cs.Buf, b...)
 	}
-	b, start := r.bytes()
-	base := len(cs.Buf) - start // arena offset -> Buf offset
-	cs.Buf = append(cs.Buf, b...)
 	cs.Pos = slices.Grow(cs.Pos, r.hi-r.lo)
 	prev := start
 	for _, e := range r.c.end[r.lo:r.hi] {
@@ -756,24 +750,22 @@ func (w *Writer) fillLCKeys(p unsafe.Pointer, name string, keys []int, distinct 
 	}
 	switch {
 	case distinct < math.MaxUint8:
-		lent := w.lend(name + "\x00keys8")
-		k8 := lent.u8[:0]
-		for _, k := range keys {
-			k8 = append(k8, uint8(k))
-		}
-		lent.u8 = k8
-		*(*[]uint8)(unsafe.Add(p, lcKeyLayout.keys8)) = k8[:len(k8):len(k8)]
-		*(*byte)(unsafe.Add(p, lcKeyLayout.key)) = 0
+		setLCKeys(p, lcKeyLayout.keys8, 0, &w.lend(name+"\x00keys8").u8, keys)
 	case distinct < math.MaxUint16:
-		lent := w.lend(name + "\x00keys16")
-		k16 := lent.u16[:0]
-		for _, k := range keys {
-			k16 = append(k16, uint16(k))
-		}
-		lent.u16 = k16
-		*(*[]uint16)(unsafe.Add(p, lcKeyLayout.keys16)) = k16[:len(k16):len(k16)]
-		*(*byte)(unsafe.Add(p, lcKeyLayout.key)) = 1
+		setLCKeys(p, lcKeyLayout.keys16, 1, &w.lend(name+"\x00keys16").u16, keys)
 	}
+}
+
+// setLCKeys converts keys to E into the lent buffer *buf and makes it the key column at
+// offset off of the LowCardinality column at p, with key width code width.
+func setLCKeys[E uint8 | uint16](p unsafe.Pointer, off uintptr, width byte, buf *[]E, keys []int) {
+	d := (*buf)[:0]
+	for _, k := range keys {
+		d = append(d, E(k))
+	}
+	*buf = d
+	*(*[]E)(unsafe.Add(p, off)) = d[:len(d):len(d)]
+	*(*byte)(unsafe.Add(p, lcKeyLayout.key)) = width
 }
 
 // arrLayout is where clickhouse-go's column.Array keeps its row offsets: a []*offset whose
