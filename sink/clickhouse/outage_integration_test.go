@@ -75,11 +75,7 @@ func TestSinkSurvivesClickHouseOutageIntegration(t *testing.T) {
 	} else {
 		t.Logf("%v insert attempts retried during the outage", r)
 	}
-	if err := conn.Exec(ctx, "OPTIMIZE TABLE "+st.db+".sessions FINAL"); err != nil {
-		t.Fatal(err)
-	}
-	total := count(t, ctx, conn, "SELECT count() FROM "+st.db+".sessions")
-	distinct := count(t, ctx, conn, "SELECT uniqExact(session_id) FROM "+st.db+".sessions")
+	total, distinct := optimizeFinal(t, ctx, conn, st.db, n)
 	if total != n || distinct != n {
 		t.Errorf("after OPTIMIZE FINAL: %d rows, %d distinct session ids; want %d of each", total, distinct, n)
 	}
