@@ -30,6 +30,7 @@ func runSink(ctx context.Context, args []string, _ io.Reader, _, stderr io.Write
 	cfgPath := fs.String("config", "", "configuration file (default: defaults and MXTRAIL_* environment)")
 	migrate := fs.Bool("migrate", false, "run the schema migrations before consuming")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile (allocations and live objects at the last GC) to this file on exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -39,6 +40,7 @@ func runSink(ctx context.Context, args []string, _ io.Reader, _, stderr io.Write
 		return 2
 	}
 	defer stopProfile()
+	defer heapProfileAtExit(*memProfile, stderr)()
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "mxtrail sink: %v\n", err)

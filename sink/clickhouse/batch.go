@@ -68,7 +68,11 @@ type Batch struct {
 
 	// The message behind each sessions and events row, so a row the server rejects can be
 	// dead-lettered as it arrived (see Writer.isolate). Holds two pointers a row, not 33.
+	// With rereadSessions, a sessions row keeps only its partition and offset: its columns
+	// hold copies of every value, so the batch keeps nothing of the messages (Pins), and a
+	// rejected row's record is read again from Kafka (Writer.reread).
 	sessSrc, eventSrc []rowSource
+	rereadSessions    bool
 	// The partitions in the batch (rowSource.part indexes them) with their first and last
 	// offsets, for commits and dedup tokens. lastPart is the index of the previous message's
 	// partition: a run of messages from one partition costs no map lookup.
@@ -78,12 +82,26 @@ type Batch struct {
 	lastPart          int32
 }
 
-// rowSource is where a row came from.
+// rowSource is where a row came from: key and value are the message's own (nil for a
+// sessions row of a batch that rereads them).
 type rowSource struct {
 	part       int32
 	offset     int64
 	key, value []byte
 }
+
+// Pins reports whether the batch keeps references into the key and value of a message of
+// kind it was given (Add): the caller must then keep those bytes unmodified until Reset.
+// Sessions rows are copied into the column arenas, and keep their message only so a row
+// the server rejects can be dead-lettered as it arrived, which a batch that rereads them
+// does from Kafka instead (SetRereadSessions). Events and alerts rows point into their
+// messages.
+func (b *Batch) Pins(kind Kind) bool { return kind != KindSessions || !b.rereadSessions }
+
+// SetRereadSessions makes Add keep no reference into sessions messages (see Pins): a sessions
+// row the server rejects is then dead-lettered with its record read again from Kafka, which
+// the batch's writer must be able to do (Writer.SetReread). Set it on an empty batch.
+func (b *Batch) SetRereadSessions(on bool) { b.rereadSessions = on }
 
 // NewBatch returns an empty batch for a server with features f. maxField bounds any one
 // string field of a record (longer fields dead-letter the record).
@@ -193,6 +211,9 @@ func (b *Batch) Add(kind Kind, m *Message, now time.Time) {
 	switch kind {
 	case KindSessions:
 		if err = b.addSession(m); err == nil {
+			if b.rereadSessions {
+				src.key, src.value = nil, nil
+			}
 			b.sessSrc = append(b.sessSrc, src)
 		}
 	case KindEvents:
@@ -285,18 +306,24 @@ func (b *Batch) addDead(m *Message, reason string, err error, now time.Time) {
 	b.deadReasons[reason]++
 }
 
-// rejectRow turns row i of table (sessions or events), which the server refused, into a
-// deadletter row carrying the server's error. The row stays in its table's columns; the
-// writer no longer sends it.
-func (b *Batch) rejectRow(table int, i int, serverErr error, now time.Time) {
+// rowSource returns where row i of table (sessions or events) came from.
+func (b *Batch) rowSource(table, i int) (topic string, partition int, r rowSource) {
 	src := b.sessSrc
 	if table == 1 {
 		src = b.eventSrc
 	}
-	r := src[i]
+	r = src[i]
 	pk := b.parts[r.part]
-	b.wire += b.dead.appendDead(&DeadLetter{Time: now, Reason: ReasonRejected, Error: serverErr.Error(), Topic: pk.topic,
-		Partition: int32(pk.partition), Offset: r.offset, Key: string(r.key), Raw: string(r.value)}) + b.timeW
+	return pk.topic, pk.partition, r
+}
+
+// rejectRow turns row i of table (sessions or events), which the server refused, into a
+// deadletter row carrying the server's error, with key and raw the message's (see
+// Writer.rowMessage). The row stays in its table's columns; the writer no longer sends it.
+func (b *Batch) rejectRow(table int, i int, serverErr error, key, raw []byte, now time.Time) {
+	topic, partition, r := b.rowSource(table, i)
+	b.wire += b.dead.appendDead(&DeadLetter{Time: now, Reason: ReasonRejected, Error: serverErr.Error(), Topic: topic,
+		Partition: int32(partition), Offset: r.offset, Key: string(key), Raw: string(raw)}) + b.timeW
 	b.deadReasons[ReasonRejected]++
 }
 

@@ -139,6 +139,9 @@ func BenchmarkSinkIntegration(b *testing.B) {
 			if p := os.Getenv("MXTRAIL_SINK_BENCH_CPUPROFILE"); p != "" {
 				args = append(args, "--cpuprofile", p)
 			}
+			if p := os.Getenv("MXTRAIL_SINK_BENCH_MEMPROFILE"); p != "" {
+				args = append(args, "--memprofile", p)
+			}
 			cmd := exec.CommandContext(ctx, bin, args...)
 			cmd.Env = sinkEnv()
 			var stderr bytes.Buffer

@@ -1,10 +1,12 @@
 package clickhouse
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -296,5 +298,159 @@ func TestSinkDropsRevokedBatchIntegration(t *testing.T) {
 	// The dropped batch was not inserted: at most the two full batches of lease 1 went in twice.
 	if got := count(t, ctx, conn, "SELECT count() FROM "+db+".sessions"); got > n+1000 {
 		t.Errorf("%d rows inserted for %d sessions: the revoked batch in hand was inserted too", got, n)
+	}
+}
+
+// rereadSource is a sliceSource whose fetches go back to it when released, where their keys
+// and values are overwritten at once (a fetch buffer reused by the next fetch), and which reads
+// a record again on request (Rereader).
+type rereadSource struct {
+	*sliceSource
+	pool     chan *Fetch
+	mu       sync.Mutex
+	sent     map[*Fetch][]kafka.Message // the messages of each fetch in flight, as sent
+	returned map[string]int             // released fetches per topic
+	rereads  int
+}
+
+func (s *rereadSource) Run(ctx context.Context, out chan<- *Fetch) error {
+	for i := 0; i < len(s.msgs); {
+		f := &Fetch{Topic: s.msgs[i].Topic, Partition: s.msgs[i].Partition, Lease: s.lease, pool: s.pool}
+		for ; i < len(s.msgs) && len(f.Msgs) < s.per && s.msgs[i].Topic == f.Topic; i++ {
+			m := s.msgs[i]
+			m.Key, m.Value = bytes.Clone(m.Key), bytes.Clone(m.Value) // the fetch's own buffer
+			f.Msgs = append(f.Msgs, m)
+		}
+		s.mu.Lock()
+		s.sent[f] = slices.Clone(f.Msgs)
+		s.mu.Unlock()
+		f.refs.Store(1)
+		select {
+		case out <- f:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// reuse takes the released fetches back and overwrites their bytes.
+func (s *rereadSource) reuse(ctx context.Context) {
+	for {
+		select {
+		case f := <-s.pool:
+			s.mu.Lock()
+			for _, m := range s.sent[f] {
+				for j := range m.Value {
+					m.Value[j] = 'x'
+				}
+				for j := range m.Key {
+					m.Key[j] = 'x'
+				}
+			}
+			delete(s.sent, f)
+			s.returned[f.Topic]++
+			s.mu.Unlock()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *rereadSource) Reread(_ context.Context, topic string, partition int, offset int64) ([]byte, []byte, error) {
+	s.mu.Lock()
+	s.rereads++
+	s.mu.Unlock()
+	for _, m := range s.msgs {
+		if m.Topic == topic && m.Partition == partition && m.Offset == offset {
+			return m.Key, m.Value, nil
+		}
+	}
+	return nil, nil, ErrRecordGone
+}
+
+// A sink whose source can read records again keeps nothing of the sessions fetches it
+// decoded: each goes back to the source as soon as the batcher has read it, while the batch
+// holding its rows is still open, and the rows arrive intact although the fetch's bytes were
+// overwritten at once. An events fetch stays with its batch (the events columns point into it)
+// until the batch's insert is acknowledged.
+func TestSinkReleasesSessionsFetchesAtOnceIntegration(t *testing.T) {
+	addrs := testenv.ClickHouseAddrs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	db := fmt.Sprintf("mxtest_release_%d", time.Now().UnixNano())
+	conn := openTest(t, ctx, addrs, db)
+	sv, err := schema.DetectServer(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	ss := genSessions(57, n)
+	evs := genEvents(57, 20)
+	src := &rereadSource{sliceSource: newSliceSource(), pool: make(chan *Fetch, 1000), sent: map[*Fetch][]kafka.Message{}, returned: map[string]int{}}
+	var sizes uint64
+	for i := range ss {
+		src.msgs = append(src.msgs, kafka.Message{Topic: "s", Offset: int64(i), Key: []byte(ss[i].Host), Value: ss[i].AppendJSON(nil)})
+		sizes += uint64(ss[i].Size)
+	}
+	for i := range evs {
+		src.msgs = append(src.msgs, kafka.Message{Topic: "e", Partition: 1, Offset: int64(i), Value: evs[i].AppendJSON(nil)})
+	}
+	sessFetches := (n + 63) / 64
+	m := NewMetrics(nil)
+	w := NewWriter(conn, db, schema.FeaturesFor(sv), m, 10*time.Millisecond, 50*time.Millisecond)
+	s, err := New(Config{Database: db, Topics: map[string]Kind{"s": KindSessions, "e": KindEvents},
+		BatchRows: 100_000, BatchBytes: 256 << 20, BatchAge: time.Hour, MaxInFlight: 2,
+		RetryInitial: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, MaxField: 256 << 10},
+		src, w, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go src.reuse(ctx)
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	returned := func() (sess, ev int) {
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return src.returned["s"], src.returned["e"]
+	}
+	giveUp := time.After(20 * time.Second)
+	for {
+		if sess, _ := returned(); sess == sessFetches {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("sink stopped: %v", err)
+		case <-giveUp:
+			sess, ev := returned()
+			t.Fatalf("%d of %d sessions fetches released before the batch shipped (events %d)", sess, sessFetches, ev)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the events fetch would be back by now if it were let go
+	if _, ev := returned(); ev != 0 {
+		t.Errorf("the events fetch was released before its batch was inserted")
+	}
+	if got := count(t, ctx, conn, "SELECT count() FROM "+db+".sessions"); got != 0 {
+		t.Fatalf("%d rows inserted before shutdown: the batch did not stay open", got)
+	}
+	stop() // ships the one open batch
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if got := count(t, ctx, conn, "SELECT uniqExact(session_id) FROM "+db+".sessions WHERE position(session_id, 'xxxx') = 0 AND position(mail_from, 'xxxx') = 0"); got != n {
+		t.Errorf("%d intact sessions in ClickHouse, want %d", got, n)
+	}
+	if got := count(t, ctx, conn, "SELECT sum(size) FROM "+db+".sessions"); got != sizes {
+		t.Errorf("sum(size) %d, want %d", got, sizes)
+	}
+	if got := count(t, ctx, conn, "SELECT count() FROM "+db+".events WHERE position(raw, 'xxxx') = 0"); got != uint64(len(evs)) {
+		t.Errorf("%d intact events in ClickHouse, want %d", got, len(evs))
+	}
+	if src.rereads != 0 {
+		t.Errorf("%d records read again, want none (no row was rejected)", src.rereads)
 	}
 }

@@ -485,3 +485,30 @@ func (s *GroupSource) readPartition(ctx context.Context, l *Lease, pp *partProgr
 		}
 	}
 }
+
+// ErrRecordGone is a record that is no longer in its partition (retention deleted it, or
+// compaction).
+var ErrRecordGone = errors.New("record no longer in kafka")
+
+// Reread returns the key and value of the record at offset of topic's partition, read again
+// from Kafka with a fetch of its own (a sessions row the server rejected, see Rereader).
+func (s *GroupSource) Reread(ctx context.Context, topic string, partition int, offset int64) (key, value []byte, err error) {
+	f := kafkafetch.New(kafkafetch.Config{Brokers: s.cfg.Brokers, Topic: topic, Partition: partition,
+		Dialer: s.cfg.Dialer, MaxBytes: s.cfg.FetchMaxBytes, MaxWait: 100 * time.Millisecond})
+	defer f.Close()
+	msgs, _, err := f.Fetch(ctx, offset, nil)
+	for i := range msgs {
+		if m := &msgs[i]; m.Offset == offset {
+			return m.Key, m.Value, nil
+		} else if m.Offset > offset {
+			return nil, nil, fmt.Errorf("read %s/%d at offset %d: %w (the next record is at %d)", topic, partition, offset, ErrRecordGone, m.Offset)
+		}
+	}
+	if kafkafetch.Skipped(err) > 0 {
+		return nil, nil, fmt.Errorf("read %s/%d at offset %d: %w: %w", topic, partition, offset, ErrRecordGone, err)
+	}
+	if err == nil {
+		err = errors.New("no record returned")
+	}
+	return nil, nil, fmt.Errorf("read %s/%d at offset %d: %w", topic, partition, offset, err)
+}

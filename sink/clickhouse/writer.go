@@ -42,6 +42,50 @@ type Writer struct {
 	zeros        []byte              // see reserve; never written
 	fill         []string            // see reserve; empty strings but the first during a call
 	isolateMax   int                 // maxIsolateInserts; tests lower it
+	reread       RereadFunc          // see SetReread; nil: batches keep their sessions messages
+}
+
+// RereadFunc returns the key and value of the record at offset of a topic's partition, read
+// again from Kafka (GroupSource.Reread).
+type RereadFunc func(ctx context.Context, topic string, partition int, offset int64) (key, value []byte, err error)
+
+// SetReread lets the writer read a rejected sessions row's record again from Kafka, for its
+// deadletter row, so batches need not keep the messages they decoded (Batch.SetRereadSessions).
+func (w *Writer) SetReread(f RereadFunc) { w.reread = f }
+
+// rereadAttempts bounds the reads of one rejected row's record: a broker that stays away
+// longer leaves the deadletter row without its raw bytes (its error says so) rather than
+// holding up the batch.
+const rereadAttempts = 4
+
+// rowMessage returns the key and value of the message behind row i of table: the batch's own
+// or, for a sessions row of a batch that did not keep it, read again from Kafka. When it
+// cannot be read, lost says why and key and value are empty; err is the context's end only.
+func (w *Writer) rowMessage(ctx context.Context, b *Batch, table, i int) (key, value []byte, lost, err error) {
+	topic, partition, r := b.rowSource(table, i)
+	if table != 0 || !b.rereadSessions {
+		return r.key, r.value, nil, nil
+	}
+	if w.reread == nil {
+		return nil, nil, errors.New("the batch kept no message and the writer cannot read it again"), nil
+	}
+	delay := w.retryInitial
+	for attempt := 1; ; attempt++ {
+		key, value, lost = w.reread(ctx, topic, partition, r.offset)
+		if lost == nil {
+			return key, value, nil, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil, nil, fmt.Errorf("read record %s/%d@%d again: %w", topic, partition, r.offset, ctx.Err())
+		}
+		if attempt == rereadAttempts || errors.Is(lost, ErrRecordGone) {
+			return nil, nil, lost, nil
+		}
+		if err := w.sleep(ctx, delay); err != nil {
+			return nil, nil, nil, fmt.Errorf("read record %s/%d@%d again: %w", topic, partition, r.offset, ctx.Err())
+		}
+		delay = min(delay*2, w.retryMax)
+	}
 }
 
 // NewWriter returns a writer into database db on conn.
@@ -160,7 +204,14 @@ func (w *Writer) isolate(ctx context.Context, b *Batch, t table, lo, hi int, rej
 		if errors.As(rej, &ex) {
 			cause = ex
 		}
-		b.rejectRow(t.idx, lo, cause, time.Now())
+		key, value, lost, err := w.rowMessage(ctx, b, t.idx, lo)
+		if err != nil {
+			return err
+		}
+		if lost != nil {
+			cause = fmt.Errorf("%w (raw left empty: %v)", cause, lost)
+		}
+		b.rejectRow(t.idx, lo, cause, key, value, time.Now())
 		return nil
 	}
 	mid := lo + (hi-lo)/2
