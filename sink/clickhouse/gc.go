@@ -35,15 +35,18 @@ func TuneGC(memLimit int64) (restore func()) {
 }
 
 // MemoryLimitFor is the soft limit TuneGC should get for batches of batchBytes (Batch.Bytes:
-// insert bytes) with maxInFlight in flight. What a batch of session rows holds, per insert
-// byte: its column arenas and their per-value index slices ~1.5, the JSON values of the
-// fetches it decoded ~2 (kept until its insert is acknowledged, so a row the server rejects
-// can be dead-lettered as it arrived) and the fetches' message headers ~0.4 -- ~4 in all;
-// each insert in flight adds the driver's columns and block buffer, ~2. That is ~16x
-// batchBytes live at the default two in flight (~0.5 GiB at 32 MiB); the limit leaves half
-// as much again for garbage, and a floor keeps small configurations from collecting
-// constantly. A limit below the live heap makes the collector run back to back: the sink's
-// CPU per row doubled when batches outgrew it.
+// insert bytes) with maxInFlight in flight. What a batch holds, per insert byte: its column
+// arenas and their per-value index slices ~1.5; for events, alerts and dead letters (whose
+// columns point into their messages), and for sessions when the source cannot read a record
+// again (Batch.Pins), also the JSON values of the fetches it decoded ~2 and the fetches'
+// message headers ~0.4 -- ~4 in all; each insert in flight adds the driver's block buffer
+// (~10 MiB). A sessions batch from a GroupSource keeps only its arenas, so a sink on the
+// sessions topic lives well inside the limit (peak RSS ~400 MiB on 1M records at the
+// defaults); the limit still budgets for batches that keep their fetches, ~16x batchBytes
+// live at the default two in flight (~0.5 GiB at 32 MiB), with half as much again for
+// garbage, and a floor keeps small configurations from collecting constantly. A limit below
+// the live heap makes the collector run back to back: the sink's CPU per row doubled when
+// batches outgrew it.
 func MemoryLimitFor(batchBytes, maxInFlight int) int64 {
 	if batchBytes <= 0 || maxInFlight <= 0 {
 		return math.MaxInt64
@@ -52,9 +55,11 @@ func MemoryLimitFor(batchBytes, maxInFlight int) int64 {
 }
 
 // FetchPoolBytes is the GroupConfig.BufferPoolBytes for batches of batchBytes (insert bytes)
-// with maxInFlight in flight: the fetched JSON a batch pins is ~2x its insert bytes (see
-// MemoryLimitFor), and that many fetch buffers circulate between the readers and the batches
-// being filled or inserted; the pool keeps them instead of the garbage collector.
+// with maxInFlight in flight: a batch that keeps its fetches (Batch.Pins) holds ~2x its
+// insert bytes of them (see MemoryLimitFor), and that many fetch buffers circulate between the
+// readers and the batches being filled or inserted; the pool keeps them instead of the
+// garbage collector. Sessions fetches come back as soon as they are decoded, so on the
+// sessions topic the pool holds little more than the fetches in flight.
 func FetchPoolBytes(batchBytes, maxInFlight int) int {
 	return 2 * (maxInFlight + 1) * batchBytes
 }

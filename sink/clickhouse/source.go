@@ -115,8 +115,9 @@ func (l *Lease) Revoked() bool {
 func (l *Lease) Done() <-chan struct{} { return l.done }
 
 // Fetch is one fetch of one partition: messages in offset order. The messages' keys and
-// values stay valid until the fetch is released, which the sink does once every batch
-// holding them was acknowledged and reset (Batch.Add keeps the values without copying).
+// values stay valid until the fetch is released, which the sink does once the batcher has
+// read it and every batch that keeps references into it (Batch.Pins) was acknowledged and
+// reset.
 type Fetch struct {
 	Topic     string
 	Partition int
@@ -172,9 +173,9 @@ type GroupConfig struct {
 	MaxWait       time.Duration
 	// WatchPartitionChanges rebalances when partitions are added to a topic.
 	WatchPartitionChanges bool
-	// BufferPoolBytes, when positive, recycles fetch buffers (kafkafetch.Pool) once every
-	// batch holding a fetch's messages was reset, keeping at most this many free bytes.
-	// Size it to the fetched bytes the batches in flight pin; 0: fresh buffers per fetch.
+	// BufferPoolBytes, when positive, recycles fetch buffers (kafkafetch.Pool) once a fetch
+	// is released (see Fetch), keeping at most this many free bytes. Size it to the fetched
+	// bytes the batches in flight keep (FetchPoolBytes); 0: fresh buffers per fetch.
 	BufferPoolBytes int
 }
 
@@ -214,8 +215,8 @@ func (c *GroupConfig) defaults() {
 	}
 }
 
-// defaultFetchMaxBytes bounds one fetch. Fetches are held until the batches holding their
-// messages are acknowledged, so this does not bound memory (the batches do); it sets how
+// defaultFetchMaxBytes bounds one fetch. Fetches a batch keeps (Batch.Pins) are held until
+// its insert is acknowledged, so this does not bound memory (the batches do); it sets how
 // many messages cross to the batcher per hand-off (~1,000 session records).
 const defaultFetchMaxBytes = 1 << 20
 
