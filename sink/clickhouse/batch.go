@@ -157,8 +157,18 @@ type SizeHint struct {
 // SizeHint returns b's sizes.
 func (b *Batch) SizeHint() SizeHint { return SizeHint{sessions: b.sessions.sizes(), msgs: b.msgs} }
 
+// Max returns the larger of h and o in every size.
+func (h SizeHint) Max(o SizeHint) SizeHint {
+	h.msgs = max(h.msgs, o.msgs)
+	h.sessions.rows, h.sessions.codes = max(h.sessions.rows, o.sessions.rows), max(h.sessions.codes, o.sessions.codes)
+	for i := range h.sessions.str {
+		h.sessions.str[i] = [2]int{max(h.sessions.str[i][0], o.sessions.str[i][0]), max(h.sessions.str[i][1], o.sessions.str[i][1])}
+	}
+	return h
+}
+
 // Grow makes room in b for a batch of sizes h, so filling it does not grow its columns step
-// by step (each step a copy). Reset keeps the room: only a batch never filled needs it.
+// by step (each step a copy). Reset keeps the room; a batch that has it is left alone.
 func (b *Batch) Grow(h SizeHint) {
 	b.sessions.grow(h.sessions)
 	b.sessSrc = slices.Grow(b.sessSrc, h.sessions.rows)

@@ -185,11 +185,29 @@ type strCol struct {
 }
 
 func (c *strCol) add(s string) {
+	if len(c.buf)+len(s) > cap(c.buf) || len(c.end) == cap(c.end) {
+		c.grow(len(s))
+	}
 	c.buf = append(c.buf, s...)
 	c.end = append(c.end, len(c.buf))
 }
 
+// grow doubles the arena (to fit n more bytes) and the end offsets when full. append grows a
+// large slice by a quarter at a time: an arena filled from empty was copied ~20 times and
+// left ~4x its size as garbage, where doubling copies it about once. A batch slot grows
+// from empty in its first fill (before a size hint exists, or when only BatchAge closes
+// batches) and whenever a batch outgrows the ones before it in the slot.
+func (c *strCol) grow(n int) {
+	if len(c.buf)+n > cap(c.buf) {
+		c.buf = slices.Grow(c.buf, max(n, cap(c.buf), 256))
+	}
+	if len(c.end) == cap(c.end) {
+		c.end = slices.Grow(c.end, max(cap(c.end), 64))
+	}
+}
+
 func (c *strCol) len() int { return len(c.end) }
+
 
 func (c *strCol) reset() {
 	c.buf, c.end = c.buf[:0], c.end[:0]
@@ -446,6 +464,9 @@ func (c *sessionColumns) appendSession(s *record.Session, ip [16]byte) {
 // lower(if(position(mail_from, '@') > 0, substring(mail_from, position(mail_from, '@') + 1), ”))
 // -- everything after the first '@', ASCII-lowercased (lower() leaves other bytes alone).
 func (c *strCol) addSenderDomain(mailFrom string) {
+	if len(c.buf)+len(mailFrom) > cap(c.buf) || len(c.end) == cap(c.end) {
+		c.grow(len(mailFrom))
+	}
 	at := strings.IndexByte(mailFrom, '@')
 	if at < 0 {
 		c.end = append(c.end, len(c.buf))
@@ -480,6 +501,10 @@ func isV4Mapped(ip [16]byte) bool {
 // ” for no address; for text with a ':' cutIPv6(IPv6StringToNum(client_ip), 10, 0), the /48;
 // otherwise the IPv4 /24 as a.b.c.0. ip is client_ip as checkSession parsed it.
 func (c *strCol) addClientNet(clientIP string, ip [16]byte) {
+	const longest = len("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+	if len(c.buf)+longest > cap(c.buf) || len(c.end) == cap(c.end) {
+		c.grow(longest)
+	}
 	switch {
 	case clientIP == "":
 	case strings.IndexByte(clientIP, ':') >= 0:

@@ -102,7 +102,6 @@ type slot struct {
 	b       *Batch
 	lease   *Lease
 	fetches []*Fetch
-	filled  bool // b was filled before: its columns have room for a batch
 }
 
 // recycle empties s for reuse and releases the fetches it held.
@@ -171,14 +170,12 @@ func (s *Sink) Run(ctx context.Context) error {
 	tailReady := func() bool {
 		return cs != nil && draining && cur.b.Len() > 0 && len(fetches) == 0 && cs.CaughtUp()
 	}
-	// A batch filled for the first time grows to the last full batch's size at once.
+	// A batch slot grows at once to the largest batch shipped so far (whatever closed it), so
+	// that filling it does not grow its columns step by step: a slot filled for the first
+	// time, or after smaller batches (a live stream closes them by age), would otherwise copy
+	// its arenas as they grow. Grow does nothing to a slot that has the room.
 	var hint SizeHint
-	hinted := false
-	grow := func() {
-		if hinted && !cur.filled {
-			cur.b.Grow(hint)
-		}
-	}
+	grow := func() { cur.b.Grow(hint) }
 	var hdr map[string]string
 	waitKafka, waitCH := s.m.Waits.WithLabelValues("kafka"), s.m.Waits.WithLabelValues("clickhouse")
 	// ship hands the batch in hand to the writer; why is what closed it (a Batches label).
@@ -194,10 +191,7 @@ func (s *Sink) Run(ctx context.Context) error {
 			return nil
 		}
 		s.m.Batches.WithLabelValues(why).Inc()
-		if why == "rows" || why == "bytes" {
-			hint, hinted = cur.b.SizeHint(), true
-		}
-		cur.filled = true
+		hint = hint.Max(cur.b.SizeHint())
 		select {
 		case full <- cur:
 		case <-writerDone:
