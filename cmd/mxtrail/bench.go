@@ -42,6 +42,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.DurationVar(&o.Quiet, "quiet", o.Quiet, "stop waiting for missing sessions after this long without a new row")
 	fs.DurationVar(&o.IdleAdvance, "idle-advance", o.IdleAdvance, "enricher idle advance on its 200x idle clock (10m = 3 s quiet closes the last sessions)")
 	fs.DurationVar(&o.Background, "background", o.Background, "window measuring the servers' CPU before the run, subtracted as others' load (0: none)")
+	fs.StringVar(&o.ProfileDir, "profile", "", "directory where each stage writes a CPU profile of its run (<stage>.cpu.prof), for performance work")
 	fs.DurationVar(&o.Poll, "poll", o.Poll, "poll interval of ClickHouse and Kafka (the latency's resolution)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mxtrail bench [--lines N] [--config FILE] [--update-readme] [flags]")

@@ -76,6 +76,7 @@ type Options struct {
 	LatencyEvery int64         // sample sessions whose last raw offset is divisible by this; 0: automatic
 	Quiet        time.Duration // give up waiting for more rows after this long without progress
 	Background   time.Duration // window measuring the servers' CPU before the run (subtracted); 0: none
+	ProfileDir   string        // when set, each stage writes a CPU profile <stage>.cpu.prof here
 	// IdleAdvance is the enricher's idle advance on a clock running 200x: once a partition has
 	// been quiet this long/200 of wall time, its watermark follows that clock and closes the
 	// last sessions (idle timeout + lateness of event time) seconds after the input ended. A
@@ -507,7 +508,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer stopAll()
 	for _, n := range []string{"enrich", "sink", "ship"} {
-		c, err := startChild(n, o.Exe, slices.Concat(o.ExeArgs, []string{n, "--config", cfgPath}), env, runDir)
+		args := slices.Concat(o.ExeArgs, []string{n, "--config", cfgPath})
+		if o.ProfileDir != "" {
+			args = append(args, "--cpuprofile", filepath.Join(o.ProfileDir, n+".cpu.prof"))
+		}
+		c, err := startChild(n, o.Exe, args, env, runDir)
 		if err != nil {
 			return nil, err
 		}
