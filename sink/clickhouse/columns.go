@@ -208,7 +208,6 @@ func (c *strCol) grow(n int) {
 
 func (c *strCol) len() int { return len(c.end) }
 
-
 func (c *strCol) reset() {
 	c.buf, c.end = c.buf[:0], c.end[:0]
 	clear(c.view)

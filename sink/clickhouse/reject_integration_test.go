@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/mxtrail/mxtrail/internal/testenv"
-	"github.com/segmentio/kafka-go"
 	"github.com/mxtrail/mxtrail/sink/schema"
+	"github.com/segmentio/kafka-go"
 )
 
 // A batch holding rows the server always refuses (here: a column whose expression throws for
