@@ -20,8 +20,7 @@ type command struct {
 	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
 }
 
-// commands is the table of subcommands. Entries whose issue has not landed use notImplemented:
-// they exit 2 and say so rather than pretend to work.
+// commands is the table of subcommands.
 var commands = map[string]command{}
 
 func register(name, summary string, run func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int) {
@@ -29,17 +28,6 @@ func register(name, summary string, run func(ctx context.Context, args []string,
 		panic("mxtrail: subcommand registered twice: " + name)
 	}
 	commands[name] = command{summary: summary, run: run}
-}
-
-// pending names the commands registered with notImplemented (tests check only those).
-var pending = map[string]bool{}
-
-func notImplemented(name string) func(context.Context, []string, io.Reader, io.Writer, io.Writer) int {
-	pending[name] = true
-	return func(_ context.Context, _ []string, _ io.Reader, _, stderr io.Writer) int {
-		fmt.Fprintf(stderr, "mxtrail: %s: not implemented yet\n", name)
-		return 2
-	}
 }
 
 func usage(w io.Writer) {

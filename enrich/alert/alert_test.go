@@ -75,8 +75,6 @@ func (pp *pipe) expire(t time.Time) {
 	pp.out = pp.eng.Expire(t, pp.out)
 }
 
-const t0 = "12:43:51"
-
 // catalogueLines: one real-format line per fatal/critical catalogue id (FORMATS.md, seeds
 // 000/001/003), with the rule and normalised severity it must raise.
 var catalogueLines = []struct {

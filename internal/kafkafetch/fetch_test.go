@@ -89,8 +89,8 @@ func TestFetchIntegration(t *testing.T) {
 		t.Fatalf("read %d records, next %d; want %d", got, next, n)
 	}
 	// from the middle of a record batch
-	if next, got = drain(t, f, 1234, n-1234); next != n {
-		t.Fatalf("from 1234: next %d", next)
+	if next, got = drain(t, f, 1234, n-1234); next != n || got != n-1234 {
+		t.Fatalf("from 1234: read %d records, next %d; want %d and %d", got, next, n-1234, n)
 	}
 
 	// at the end: an empty fetch after MaxWait, no error
