@@ -75,6 +75,26 @@ func encodeFull(t testing.TB, c column.Interface) []byte {
 // ranges the isolate path sends.
 func TestAppendColumnEncodesLikeGenericAppend(t *testing.T) {
 	ss := genSessions(23, 3000)
+	// Values that share a slot of appendLCRows' cache must still get their own keys.
+	collide := [][]string{
+		{"mx-collideA.mail.example.net", "mx-collideB.mail.example.net", "mx-collideC.mail.example.net"},
+		{"abc1e", "abc2e", "abc3e"},
+	}
+	for _, vs := range collide {
+		for _, v := range vs[1:] {
+			if lcSlotOf(v) != lcSlotOf(vs[0]) {
+				t.Fatalf("%q and %q do not share a cache slot: the test no longer covers collisions", v, vs[0])
+			}
+		}
+	}
+	for i := range ss {
+		if i%3 == 0 {
+			ss[i].Host = collide[0][i%9/3]
+		}
+		if i%5 == 0 {
+			ss[i].Reason = collide[1][i%15/5]
+		}
+	}
 	for _, sv := range []schema.ServerVersion{{Major: 18, Minor: 16}, {Major: 26, Minor: 1}} {
 		f := schema.FeaturesFor(sv)
 		b := NewBatch(f, 256<<10)

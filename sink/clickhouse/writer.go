@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"net"
 	"reflect"
@@ -35,14 +36,15 @@ type Writer struct {
 	retryInitial time.Duration
 	retryMax     time.Duration
 	sleep        func(context.Context, time.Duration) error
-	canon        map[string]*string  // see canonical; used only by the goroutine that calls Write
-	ptrs         []*string           // scratch for one array row, see appendColumn
-	dict         map[string]int      // scratch for appendLCRows
-	lent         map[string]*colBufs // see lend
-	zeros        []byte              // see reserve; never written
-	fill         []string            // see reserve; empty strings but the first during a call
-	isolateMax   int                 // maxIsolateInserts; tests lower it
-	reread       RereadFunc          // see SetReread; nil: batches keep their sessions messages
+	canon        map[string]*string   // see canonical; used only by the goroutine that calls Write
+	ptrs         []*string            // scratch for one array row, see appendColumn
+	dict         map[string]int       // scratch for appendLCRows
+	lcCache      *[lcCacheSize]lcSlot // scratch for appendLCRows
+	lent         map[string]*colBufs  // see lend
+	zeros        []byte               // see reserve; never written
+	fill         []string             // see reserve; empty strings but the first during a call
+	isolateMax   int                  // maxIsolateInserts; tests lower it
+	reread       RereadFunc           // see SetReread; nil: batches keep their sessions messages
 }
 
 // RereadFunc returns the key and value of the record at offset of a topic's partition, read
@@ -97,7 +99,7 @@ func NewWriter(conn driver.Conn, db string, f schema.Features, m *Metrics, retry
 // clone returns a writer like w with its own scratch state, for a concurrent insert.
 func (w *Writer) clone() *Writer {
 	c := *w
-	c.canon, c.ptrs, c.dict, c.lent, c.zeros, c.fill = map[string]*string{}, nil, nil, nil, nil, nil
+	c.canon, c.ptrs, c.dict, c.lent, c.zeros, c.fill, c.lcCache = map[string]*string{}, nil, nil, nil, nil, nil, nil
 	return &c
 }
 
@@ -749,11 +751,22 @@ func (w *Writer) appendLCRows(c *column.LowCardinality, r strRows) bool {
 		w.dict = map[string]int{}
 	}
 	clear(w.dict)
+	if w.lcCache == nil {
+		w.lcCache = new([lcCacheSize]lcSlot)
+	}
+	cache := w.lcCache
 	*keys = slices.Grow((*keys)[:0], r.hi-r.lo)
 	_, start := r.bytes()
 	for _, e := range r.c.end[r.lo:r.hi] {
 		s := arenaString(r.c.buf, start, e)
 		start = e
+		// Most of these columns hold a handful of values (hosts, products, outcomes): a
+		// direct-mapped cache answers them without hashing the string for the map.
+		slot := &cache[lcSlotOf(s)]
+		if slot.k1 != 0 && slot.s == s {
+			*keys = append(*keys, slot.k1-1)
+			continue
+		}
 		k, ok := w.dict[s]
 		if !ok {
 			dict.Append(s)
@@ -761,12 +774,37 @@ func (w *Writer) appendLCRows(c *column.LowCardinality, r strRows) bool {
 			w.dict[s] = k    // s points into the arena, which outlives this call
 			(*values)[k] = k // Encode sizes the keys by the number of distinct values
 		}
+		slot.s, slot.k1 = s, k+1
 		*keys = append(*keys, k)
 	}
 	clear(w.dict) // hold no arena strings past the call
+	clear(cache[:])
 	*rows = r.hi - r.lo
 	w.fillLCKeys(p, c.Name(), *keys, len(*values))
 	return true
+}
+
+// lcSlot is an entry of appendLCRows' cache: a value and its key plus one (0: empty).
+type lcSlot struct {
+	s  string
+	k1 int
+}
+
+const lcCacheSize = 256
+
+// lcSlotOf picks s's cache slot from its length and its first and last bytes (up to 8 of
+// each): values that differ anywhere else share a slot and take turns, which costs map
+// lookups, never a wrong key (a hit compares the whole value).
+func lcSlotOf(s string) uint {
+	n := len(s)
+	x := uint64(n)
+	switch {
+	case n >= 8:
+		x ^= load8(s, 0) ^ bits.RotateLeft64(load8(s, n-8), 29)
+	case n > 0:
+		x ^= uint64(s[0])<<8 | uint64(s[n-1])<<16 | uint64(s[n/2])<<24
+	}
+	return uint((x * 0x9E3779B97F4A7C15) >> (64 - 8))
 }
 
 // lcKeyLayout is where clickhouse-go's column.LowCardinality keeps the key width it encodes
