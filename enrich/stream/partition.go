@@ -714,7 +714,9 @@ func commitPoint(asm *session.Assembler, source string, c, lookback int64) (offs
 func (p *partition) lag() {
 	base := p.committed
 	if base < 0 && p.tr != nil {
+		p.mu.Lock()            // acks update the tracker from the producer's goroutines
 		base = p.tr.DoneUpTo() // approximate before the first commit
+		p.mu.Unlock()
 	}
 	l := p.lastOffset + 1 - base
 	if p.lastOffset < 0 || l < 0 {
