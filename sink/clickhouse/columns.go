@@ -185,12 +185,15 @@ type strCol struct {
 }
 
 func (c *strCol) add(s string) {
-	if len(c.buf)+len(s) > cap(c.buf) || len(c.end) == cap(c.end) {
+	if !c.fits(len(s)) {
 		c.grow(len(s))
 	}
 	c.buf = append(c.buf, s...)
 	c.end = append(c.end, len(c.buf))
 }
+
+// fits reports whether one more value of up to n bytes fits without growing (see grow).
+func (c *strCol) fits(n int) bool { return len(c.buf)+n <= cap(c.buf) && len(c.end) < cap(c.end) }
 
 // grow doubles the arena (to fit n more bytes) and the end offsets when full. append grows a
 // large slice by a quarter at a time: an arena filled from empty was copied ~20 times and
@@ -463,7 +466,7 @@ func (c *sessionColumns) appendSession(s *record.Session, ip [16]byte) {
 // lower(if(position(mail_from, '@') > 0, substring(mail_from, position(mail_from, '@') + 1), ”))
 // -- everything after the first '@', ASCII-lowercased (lower() leaves other bytes alone).
 func (c *strCol) addSenderDomain(mailFrom string) {
-	if len(c.buf)+len(mailFrom) > cap(c.buf) || len(c.end) == cap(c.end) {
+	if !c.fits(len(mailFrom)) {
 		c.grow(len(mailFrom))
 	}
 	at := strings.IndexByte(mailFrom, '@')
@@ -501,7 +504,7 @@ func isV4Mapped(ip [16]byte) bool {
 // otherwise the IPv4 /24 as a.b.c.0. ip is client_ip as checkSession parsed it.
 func (c *strCol) addClientNet(clientIP string, ip [16]byte) {
 	const longest = len("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
-	if len(c.buf)+longest > cap(c.buf) || len(c.end) == cap(c.end) {
+	if !c.fits(longest) {
 		c.grow(longest)
 	}
 	switch {
