@@ -88,7 +88,8 @@ func BenchmarkDecode(b *testing.B) {
 // with the same server figures: the issue's baseline, the same records as JSONEachRow through
 // `clickhouse-client`, and the server's ceiling, the rows the sink wrote (every column the sink
 // sends) re-inserted as Native blocks of 100k rows through `clickhouse-client`.
-// Records per run: MXTRAIL_SINK_BENCH_RECORDS (default 200000); MXTRAIL_SINK_BENCH_SINK_YAML adds
+// Records per run: MXTRAIL_SINK_BENCH_RECORDS (default 200000); MXTRAIL_SINK_BENCH_BIN runs that
+// mxtrail binary instead of building ./cmd/mxtrail (to compare two builds in interleaved runs); MXTRAIL_SINK_BENCH_SINK_YAML adds
 // lines to the sink section of its config (e.g. "  batch_bytes: 128MiB\n"). They are time-ordered like a
 // live stream (2,000 sessions a second, see liveOrder); MXTRAIL_SINK_BENCH_SPREAD=1 keeps
 // genSessions' random spread over four days, which costs the server about twice as much per
@@ -416,11 +417,7 @@ func BenchmarkInsertIntegration(b *testing.B) {
 	liveOrder(ss, 2000)
 	src := "mxtest_insrc_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	conn := openTest(b, ctx, addrs, src)
-	sv, err := schema.DetectServer(conn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	f := schema.FeaturesFor(sv)
+	f := serverFeatures(b, conn)
 	batch := NewBatch(f, 256<<10)
 	now := time.Now()
 	for i := range ss {
@@ -532,6 +529,9 @@ func benchInsertSelect(b *testing.B, ctx context.Context, conn driver.Conn, addr
 // buildMxtrail builds the mxtrail command into a temporary directory.
 func buildMxtrail(b *testing.B, ctx context.Context) string {
 	b.Helper()
+	if bin := os.Getenv("MXTRAIL_SINK_BENCH_BIN"); bin != "" {
+		return bin // a binary built elsewhere, to compare builds in interleaved runs
+	}
 	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil || len(bytes.TrimSpace(gomod)) == 0 {
 		b.Fatalf("find the module root: %v", err)

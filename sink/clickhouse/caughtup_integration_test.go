@@ -11,7 +11,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/mxtrail/mxtrail/internal/testenv"
-	"github.com/mxtrail/mxtrail/sink/schema"
 )
 
 // pacedSource is one partition delivered in fetches of per messages, every interval apart,
@@ -63,17 +62,11 @@ func (s *pacedSource) CaughtUpNotify() <-chan struct{} { return s.prog.wake }
 // within, the test fails) and returns its batches by what closed them.
 func runPaced(t *testing.T, src *pacedSource, n, batchRows int, batchAge, within time.Duration) map[string]float64 {
 	t.Helper()
-	addrs := testenv.ClickHouseAddrs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	db := fmt.Sprintf("mxtest_tail_%d", time.Now().UnixNano())
-	conn := openTest(t, ctx, addrs, db)
-	sv, err := schema.DetectServer(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, db, features := testDB(t, ctx, "tail")
 	m := NewMetrics(nil)
-	w := NewWriter(conn, db, schema.FeaturesFor(sv), m, 10*time.Millisecond, 50*time.Millisecond)
+	w := NewWriter(conn, db, features, m, 10*time.Millisecond, 50*time.Millisecond)
 	s, err := New(Config{Database: db, Topics: map[string]Kind{"s": KindSessions},
 		BatchRows: batchRows, BatchBytes: 32 << 20, BatchAge: batchAge, MaxInFlight: 2,
 		RetryInitial: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, MaxField: 256 << 10},

@@ -9,7 +9,6 @@ import (
 
 	"github.com/mxtrail/mxtrail/enrich/record"
 	"github.com/mxtrail/mxtrail/internal/testenv"
-	"github.com/mxtrail/mxtrail/sink/schema"
 )
 
 // computedCases are the addresses and senders where the Go copies of the DEFAULT expressions
@@ -39,15 +38,8 @@ func computedSessions(t testing.TB) []record.Session {
 // exactly what the columns' DEFAULT expressions (read back from system.columns, so the test
 // follows the migration) compute from the stored mail_from and client_ip.
 func TestComputedColumnsMatchServerIntegration(t *testing.T) {
-	addrs := testenv.ClickHouseAddrs(t)
 	ctx := context.Background()
-	db := "mxtest_computed_" + strings.ReplaceAll(fmt.Sprint(time.Now().UnixNano()), "-", "")
-	conn := openTest(t, ctx, addrs, db)
-	sv, err := schema.DetectServer(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := schema.FeaturesFor(sv)
+	conn, db, f := testDB(t, ctx, "computed")
 	b := NewBatch(f, 256<<10)
 	ss := computedSessions(t)
 	for i := range ss {

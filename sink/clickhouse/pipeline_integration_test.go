@@ -13,9 +13,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/mxtrail/mxtrail/internal/testenv"
-	"github.com/mxtrail/mxtrail/sink/schema"
 )
 
 // sliceSource hands out msgs in fetches of up to per messages (one topic and partition each),
@@ -86,15 +83,9 @@ func pipelineSink(t *testing.T, w *Writer, db string, f Source, m *Metrics) *Sin
 // With several inserts in flight, offsets are still committed in the order the batches were
 // filled, and only up to what ClickHouse holds.
 func TestSinkCommitsInOrderWithInsertsInFlightIntegration(t *testing.T) {
-	addrs := testenv.ClickHouseAddrs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	db := fmt.Sprintf("mxtest_pipe_%d", time.Now().UnixNano())
-	conn := openTest(t, ctx, addrs, db)
-	sv, err := schema.DetectServer(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, db, features := testDB(t, ctx, "pipe")
 	const n = 6000
 	ss := genSessions(51, n)
 	f := newSliceSource()
@@ -102,7 +93,7 @@ func TestSinkCommitsInOrderWithInsertsInFlightIntegration(t *testing.T) {
 		f.msgs = append(f.msgs, kafka.Message{Topic: "s", Offset: int64(i), Value: ss[i].AppendJSON(nil)})
 	}
 	m := NewMetrics(nil)
-	s := pipelineSink(t, NewWriter(conn, db, schema.FeaturesFor(sv), m, 10*time.Millisecond, 50*time.Millisecond), db, f, m)
+	s := pipelineSink(t, NewWriter(conn, db, features, m, 10*time.Millisecond, 50*time.Millisecond), db, f, m)
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(rctx) }()
@@ -141,15 +132,9 @@ func TestSinkCommitsInOrderWithInsertsInFlightIntegration(t *testing.T) {
 // and neither its batch nor any later one is committed, although later batches were inserted
 // concurrently.
 func TestSinkStopsUncommittedWhenAnInsertFailsIntegration(t *testing.T) {
-	addrs := testenv.ClickHouseAddrs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	db := fmt.Sprintf("mxtest_pipefail_%d", time.Now().UnixNano())
-	conn := openTest(t, ctx, addrs, db)
-	sv, err := schema.DetectServer(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, db, features := testDB(t, ctx, "pipefail")
 	if err := conn.Exec(ctx, "DROP TABLE "+db+".events"); err != nil {
 		t.Fatal(err)
 	}
@@ -163,9 +148,10 @@ func TestSinkStopsUncommittedWhenAnInsertFailsIntegration(t *testing.T) {
 		}
 	}
 	m := NewMetrics(nil)
-	s := pipelineSink(t, NewWriter(conn, db, schema.FeaturesFor(sv), m, 10*time.Millisecond, 50*time.Millisecond), db, f, m)
+	s := pipelineSink(t, NewWriter(conn, db, features, m, 10*time.Millisecond, 50*time.Millisecond), db, f, m)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
+	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -247,15 +233,9 @@ func (s *handoverSource) commits() []handoverCommit {
 // messages' new owner reads them again), no batch mixes the two leases, commits after the
 // hand-over go through the new lease in order, and every session arrives.
 func TestSinkDropsRevokedBatchIntegration(t *testing.T) {
-	addrs := testenv.ClickHouseAddrs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	db := fmt.Sprintf("mxtest_handover_%d", time.Now().UnixNano())
-	conn := openTest(t, ctx, addrs, db)
-	sv, err := schema.DetectServer(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, db, features := testDB(t, ctx, "handover")
 	const n, revokeAt = 3000, 1250 // batches of 500: the third holds 1000..1249 at the hand-over
 	ss := genSessions(57, n)
 	src := &handoverSource{revokeAt: revokeAt}
@@ -263,7 +243,7 @@ func TestSinkDropsRevokedBatchIntegration(t *testing.T) {
 		src.msgs = append(src.msgs, kafka.Message{Topic: "s", Offset: int64(i), Value: ss[i].AppendJSON(nil)})
 	}
 	m := NewMetrics(nil)
-	s := pipelineSink(t, NewWriter(conn, db, schema.FeaturesFor(sv), m, 10*time.Millisecond, 50*time.Millisecond), db, src, m)
+	s := pipelineSink(t, NewWriter(conn, db, features, m, 10*time.Millisecond, 50*time.Millisecond), db, src, m)
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(rctx) }()
@@ -376,15 +356,9 @@ func (s *rereadSource) Reread(_ context.Context, topic string, partition int, of
 // overwritten at once. An events fetch stays with its batch (the events columns point into it)
 // until the batch's insert is acknowledged.
 func TestSinkReleasesSessionsFetchesAtOnceIntegration(t *testing.T) {
-	addrs := testenv.ClickHouseAddrs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	db := fmt.Sprintf("mxtest_release_%d", time.Now().UnixNano())
-	conn := openTest(t, ctx, addrs, db)
-	sv, err := schema.DetectServer(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, db, features := testDB(t, ctx, "release")
 	const n = 3000
 	ss := genSessions(57, n)
 	evs := genEvents(57, 20)
@@ -399,7 +373,7 @@ func TestSinkReleasesSessionsFetchesAtOnceIntegration(t *testing.T) {
 	}
 	sessFetches := (n + 63) / 64
 	m := NewMetrics(nil)
-	w := NewWriter(conn, db, schema.FeaturesFor(sv), m, 10*time.Millisecond, 50*time.Millisecond)
+	w := NewWriter(conn, db, features, m, 10*time.Millisecond, 50*time.Millisecond)
 	s, err := New(Config{Database: db, Topics: map[string]Kind{"s": KindSessions, "e": KindEvents},
 		BatchRows: 100_000, BatchBytes: 256 << 20, BatchAge: time.Hour, MaxInFlight: 2,
 		RetryInitial: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, MaxField: 256 << 10},

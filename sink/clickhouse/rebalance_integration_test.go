@@ -14,7 +14,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/mxtrail/mxtrail/internal/testenv"
-	"github.com/mxtrail/mxtrail/sink/schema"
 )
 
 // runningSink is a sink running in the background on its own consumer-group source.
@@ -27,16 +26,13 @@ type runningSink struct {
 
 func startSink(t *testing.T, ctx context.Context, st stream, conn driver.Conn, topics []string) *runningSink {
 	t.Helper()
-	sv, err := schema.DetectServer(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	features := serverFeatures(t, conn)
 	m := NewMetrics(nil)
 	src := groupSource(t, st, topics, m)
 	kinds := map[string]Kind{st.sessions: KindSessions, st.events: KindEvents, st.dead: KindDeadLetter}
 	s, err := New(Config{Database: st.db, Topics: kinds, BatchRows: 1000, BatchBytes: 32 << 20,
 		BatchAge: 200 * time.Millisecond, MaxInFlight: 2, RetryInitial: 50 * time.Millisecond, RetryMax: time.Second,
-		MaxField: 256 << 10}, src, NewWriter(conn, st.db, schema.FeaturesFor(sv), m, 50*time.Millisecond, time.Second),
+		MaxField: 256 << 10}, src, NewWriter(conn, st.db, features, m, 50*time.Millisecond, time.Second),
 		m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

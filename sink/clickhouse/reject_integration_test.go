@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/mxtrail/mxtrail/internal/testenv"
-	"github.com/mxtrail/mxtrail/sink/schema"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -27,18 +26,11 @@ func TestWriterIsolatesRejectedRowsIntegration(t *testing.T) {
 }
 
 func testWriterIsolatesRejectedRows(t *testing.T, mode string) {
-	addrs := testenv.ClickHouseAddrs(t)
 	ctx := context.Background()
-	db := fmt.Sprintf("mxtest_reject_%d", time.Now().UnixNano())
-	conn := openTest(t, ctx, addrs, db)
+	conn, db, f := testDB(t, ctx, "reject")
 	if err := conn.Exec(ctx, "ALTER TABLE "+db+".sessions ADD COLUMN guard UInt8 MATERIALIZED throwIf(session_key = 'refuse-me')"); err != nil {
 		t.Fatal(err)
 	}
-	sv, err := schema.DetectServer(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := schema.FeaturesFor(sv)
 	const n = 5000
 	ss := genSessions(41, n)
 	bad := map[int]bool{0: true, 1717: true, 1718: true, n - 1: true}
@@ -146,15 +138,11 @@ func testWriterIsolatesRejectedRows(t *testing.T, mode string) {
 // the search gives up (after 100 inserts here, maxIsolateInserts
 // in the sink) instead of inserting the batch one row at a time.
 func TestWriterGivesUpWhenEveryRowIsRefusedIntegration(t *testing.T) {
-	addrs := testenv.ClickHouseAddrs(t)
 	ctx := context.Background()
-	db := fmt.Sprintf("mxtest_refuseall_%d", time.Now().UnixNano())
-	conn := openTest(t, ctx, addrs, db)
+	conn, db, f := testDB(t, ctx, "refuseall")
 	if err := conn.Exec(ctx, "ALTER TABLE "+db+".sessions ADD COLUMN guard UInt8 MATERIALIZED throwIf(session_id != '')"); err != nil {
 		t.Fatal(err)
 	}
-	sv, _ := schema.DetectServer(conn)
-	f := schema.FeaturesFor(sv)
 	ss := genSessions(43, 2000)
 	b := NewBatch(f, 256<<10)
 	for i := range ss {

@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -109,14 +110,11 @@ func sessionMessages(ss []record.Session) []kafka.Message {
 // runSink runs a sink on st until cond holds (checked every 500 ms) or the deadline passes.
 func runSink(t *testing.T, ctx context.Context, st stream, conn driver.Conn, addrs []string, cond func(m *Metrics) bool) *Metrics {
 	t.Helper()
-	sv, err := schema.DetectServer(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	features := serverFeatures(t, conn)
 	m := NewMetrics(nil)
 	src := groupSource(t, st, []string{st.sessions, st.events, st.dead}, m)
 	defer src.Close()
-	w := NewWriter(conn, st.db, schema.FeaturesFor(sv), m, 100*time.Millisecond, 2*time.Second)
+	w := NewWriter(conn, st.db, features, m, 100*time.Millisecond, 2*time.Second)
 	s, err := New(Config{Database: st.db, Topics: map[string]Kind{st.sessions: KindSessions, st.events: KindEvents, st.dead: KindDeadLetter},
 		BatchRows: 20000, BatchBytes: 32 << 20, BatchAge: 300 * time.Millisecond, MaxInFlight: 2,
 		RetryInitial: 100 * time.Millisecond, RetryMax: 2 * time.Second, MaxField: 256 << 10},
@@ -183,6 +181,26 @@ func openTest(t testing.TB, ctx context.Context, addrs []string, db string) driv
 		t.Fatal(err)
 	}
 	return conn
+}
+
+// testDB opens a connection to a freshly migrated database named mxtest_<prefix>_<nanos>,
+// dropped when the test ends, and returns it with the database's name and what the server
+// supports.
+func testDB(t testing.TB, ctx context.Context, prefix string) (driver.Conn, string, schema.Features) {
+	t.Helper()
+	db := fmt.Sprintf("mxtest_%s_%d", prefix, time.Now().UnixNano())
+	conn := openTest(t, ctx, testenv.ClickHouseAddrs(t), db)
+	return conn, db, serverFeatures(t, conn)
+}
+
+// serverFeatures detects the version of the server conn talks to and what it supports.
+func serverFeatures(t testing.TB, conn driver.Conn) schema.Features {
+	t.Helper()
+	sv, err := schema.DetectServer(conn)
+	if err != nil {
+		t.Fatalf("detect the ClickHouse server's version: %v", err)
+	}
+	return schema.FeaturesFor(sv)
 }
 
 // N generated session records (plus replays, events and poison records) go through Kafka and
