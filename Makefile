@@ -46,8 +46,9 @@ status: ## show the local stack
 # 1M-record case runs once more without the race detector (~40 s; under -race it needs ~10 GB
 # and 2.5 min).
 .PHONY: test
-test: up ## start the stack, run every test (race detector), the 1M-record sink case and short fuzz runs
+test: up ## start the stack, vet and staticcheck, every test (race detector), the 1M-record sink case and short fuzz runs
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	$(GO) test -race -count=1 -timeout 25m ./...
 	MXTRAIL_SINK_RECORDS=1000000 $(GO) test -count=1 -timeout 15m -run '^TestSinkEndToEndIntegration$$' ./sink/clickhouse
 	bash scripts/fuzz.sh $(FUZZTIME_TEST)
