@@ -14,18 +14,21 @@ for pkg in $(go list ./...); do
     echo "fuzz: $pkg $target for $fuzztime"
     # -run ^$ skips the unit tests (run separately); the seed corpus still runs first.
     out=$(mktemp)
-    if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tee "$out"; then
-      # Go's fuzz coordinator can report "context deadline exceeded" when -fuzztime ends while a
-      # worker on a loaded machine is slow to stop; that is not a finding (no failing input is
-      # written). Retry such a run once; a real crash writes testdata/fuzz/<target>/ and fails.
-      if grep -q 'context deadline exceeded' "$out" && ! grep -q 'Failing input written to' "$out"; then
-        echo "fuzz: $target: coordinator timed out without a finding; running it once more"
-        go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
+    attempt=1
+    until go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tee "$out"; do
+      # Go 1.26's fuzz coordinator can fail a target with a bare "context deadline exceeded" as
+      # -fuzztime ends (go.dev/issue/75804, a race fixed in Go 1.27): no failing input is written,
+      # so it is not a finding. A real crash writes testdata/fuzz/<target>/ and fails at once.
+      # It hit 2 of the 24 targets in one CI run here; with a single retry, a second hit on the
+      # same target would have turned CI red. Up to 4 attempts.
+      if grep -q 'context deadline exceeded' "$out" && ! grep -q 'Failing input written to' "$out" && [ "$attempt" -lt 4 ]; then
+        attempt=$((attempt + 1))
+        echo "fuzz: $target: the coordinator's deadline race, no finding; attempt $attempt of 4"
       else
         rm -f "$out"
         exit 1
       fi
-    fi
+    done
     rm -f "$out"
   done
 done
