@@ -23,6 +23,8 @@ type sliceSource struct {
 	lease   *Lease
 	mu      sync.Mutex
 	commits []int64 // committed next offsets of partition 0, in commit order
+	// prepare, when set, sees each fetch just before it is handed out.
+	prepare func(*Fetch)
 }
 
 func newSliceSource() *sliceSource { return &sliceSource{per: 64, lease: NewLease(1)} }
@@ -32,6 +34,9 @@ func (s *sliceSource) Run(ctx context.Context, out chan<- *Fetch) error {
 		f := &Fetch{Topic: s.msgs[i].Topic, Partition: s.msgs[i].Partition, Lease: s.lease}
 		for ; i < len(s.msgs) && len(f.Msgs) < s.per && s.msgs[i].Topic == f.Topic && s.msgs[i].Partition == f.Partition; i++ {
 			f.Msgs = append(f.Msgs, s.msgs[i])
+		}
+		if s.prepare != nil {
+			s.prepare(f)
 		}
 		f.refs.Store(1)
 		select {
@@ -293,26 +298,22 @@ type rereadSource struct {
 	rereads  int
 }
 
-func (s *rereadSource) Run(ctx context.Context, out chan<- *Fetch) error {
-	for i := 0; i < len(s.msgs); {
-		f := &Fetch{Topic: s.msgs[i].Topic, Partition: s.msgs[i].Partition, Lease: s.lease, pool: s.pool}
-		for ; i < len(s.msgs) && len(f.Msgs) < s.per && s.msgs[i].Topic == f.Topic; i++ {
-			m := s.msgs[i]
-			m.Key, m.Value = bytes.Clone(m.Key), bytes.Clone(m.Value) // the fetch's own buffer
-			f.Msgs = append(f.Msgs, m)
-		}
-		s.mu.Lock()
-		s.sent[f] = slices.Clone(f.Msgs)
-		s.mu.Unlock()
-		f.refs.Store(1)
-		select {
-		case out <- f:
-		case <-ctx.Done():
-			return nil
-		}
+func newRereadSource() *rereadSource {
+	s := &rereadSource{sliceSource: newSliceSource(), pool: make(chan *Fetch, 1000), sent: map[*Fetch][]kafka.Message{}, returned: map[string]int{}}
+	s.prepare = s.own
+	return s
+}
+
+// own gives the fetch its own buffers, to come back through the pool, and keeps what was sent.
+func (s *rereadSource) own(f *Fetch) {
+	f.pool = s.pool
+	for i := range f.Msgs {
+		m := &f.Msgs[i]
+		m.Key, m.Value = bytes.Clone(m.Key), bytes.Clone(m.Value)
 	}
-	<-ctx.Done()
-	return nil
+	s.mu.Lock()
+	s.sent[f] = slices.Clone(f.Msgs)
+	s.mu.Unlock()
 }
 
 // reuse takes the released fetches back and overwrites their bytes.
@@ -362,7 +363,7 @@ func TestSinkReleasesSessionsFetchesAtOnceIntegration(t *testing.T) {
 	const n = 3000
 	ss := genSessions(57, n)
 	evs := genEvents(57, 20)
-	src := &rereadSource{sliceSource: newSliceSource(), pool: make(chan *Fetch, 1000), sent: map[*Fetch][]kafka.Message{}, returned: map[string]int{}}
+	src := newRereadSource()
 	var sizes uint64
 	for i := range ss {
 		src.msgs = append(src.msgs, kafka.Message{Topic: "s", Offset: int64(i), Key: []byte(ss[i].Host), Value: ss[i].AppendJSON(nil)})
