@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"reflect"
 	"strings"
 	"testing"
@@ -294,6 +295,42 @@ func TestSpecial8(t *testing.T) {
 				want := c == '"' || c == '\\' || c < 0x20
 				if got := special8(load8(string(w), 0)); got != want {
 					t.Fatalf("fill %#x byte %#x at %d: special8 = %v, want %v", fill, c, p, got, want)
+				}
+			}
+		}
+	}
+}
+
+// specialMask's lowest set bit must mark the first byte str has to stop at, whatever follows
+// it: str jumps there, so a borrow that flagged an earlier byte would cut a string short.
+func TestSpecialMaskFirstByte(t *testing.T) {
+	special := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 }
+	seconds := []byte{0, 1, 0x1f, 0x20, 0x21, '"', '#', '\\', ']', 'a', 0x7f, 0x80, 0xa0, 0xff}
+	for _, fill := range []byte{'a', 0x7f, 0x80, 0xc3, 0xff, ' ', '!', '[', ']'} {
+		for c := 0; c < 256; c++ {
+			for p := 0; p < 8; p++ {
+				for q := p + 1; q <= 8; q++ {
+					for _, c2 := range seconds {
+						w := []byte{fill, fill, fill, fill, fill, fill, fill, fill}
+						w[p] = byte(c)
+						if q < 8 {
+							w[q] = c2
+						}
+						want := 8
+						for i, b := range w {
+							if special(b) {
+								want = i
+								break
+							}
+						}
+						got := 8
+						if m := specialMask(load8(string(w), 0)); m != 0 {
+							got = bits.TrailingZeros64(m) >> 3
+						}
+						if got != want {
+							t.Fatalf("word % x: first special byte at %d, specialMask says %d", w, want, got)
+						}
+					}
 				}
 			}
 		}
