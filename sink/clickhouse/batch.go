@@ -60,6 +60,7 @@ type Batch struct {
 	lex   lexer
 	esc   []byte // the session lexer's unescaped strings, reused per record
 	sess  record.Session
+	to    sessionTargets // b.sessions' arenas, for the canonical decoder
 	event record.Event
 	alert alert.Record
 
@@ -247,19 +248,38 @@ func (b *Batch) addSession(m *Message) error {
 	if b.esc == nil {
 		b.esc = make([]byte, 0, 1024)
 	}
+	if b.to.sessionID != &b.sessions.sessionID {
+		b.to = b.sessions.targets()
+	}
 	// The record's unescaped strings go to b.esc (not an allocation each): appendSession
-	// copies them into the arenas before the next record reuses it.
+	// copies them into the arenas before the next record reuses it. A canonical record's
+	// strings go straight to the arenas as they are read (sessionTargets); any other record
+	// is decoded by the general decoder and appended after its checks.
 	b.lex = lexer{s: valueString(m.Value), maxField: b.maxField, esc: b.esc[:0]}
-	err := decodeSession(&b.lex, &b.sess)
+	canon, err := decodeSessionCanonical(&b.lex, &b.sess, &b.to)
+	if !canon {
+		b.sessions.dropPartial()
+		b.lex.i, b.lex.esc = 0, b.lex.esc[:0]
+		err = decodeSessionGeneral(&b.lex, &b.sess)
+	}
 	b.esc = b.lex.esc
+	var ip [16]byte
 	if err != nil {
-		return fmt.Errorf("decode session record: %w", err)
+		err = fmt.Errorf("decode session record: %w", err)
+	} else if ip, err = checkSession(&b.sess, b.f.DateTime64); err != nil {
+		err = fmt.Errorf("convert session %q: %w", b.sess.SessionID, err)
 	}
-	ip, err := checkSession(&b.sess, b.f.DateTime64)
-	if err != nil {
-		return fmt.Errorf("convert session %q: %w", b.sess.SessionID, err)
+	switch {
+	case err != nil:
+		if canon {
+			b.sessions.dropPartial()
+		}
+		return err
+	case canon:
+		b.sessions.appendRest(&b.sess, ip)
+	default:
+		b.sessions.appendSession(&b.sess, ip)
 	}
-	b.sessions.appendSession(&b.sess, ip)
 	return nil
 }
 

@@ -211,6 +211,19 @@ func (c *strCol) grow(n int) {
 
 func (c *strCol) len() int { return len(c.end) }
 
+// truncate keeps the first n values (no-op when there are no more).
+func (c *strCol) truncate(n int) {
+	if len(c.end) <= n {
+		return
+	}
+	c.end = c.end[:n]
+	if n == 0 {
+		c.buf = c.buf[:0]
+	} else {
+		c.buf = c.buf[:c.end[n-1]]
+	}
+}
+
 func (c *strCol) reset() {
 	c.buf, c.end = c.buf[:0], c.end[:0]
 	clear(c.view)
@@ -399,10 +412,81 @@ func checkSession(s *record.Session, dateTime64 bool) (ip [16]byte, err error) {
 
 // appendSession appends a checked record, copying its strings into the column arenas.
 func (c *sessionColumns) appendSession(s *record.Session, ip [16]byte) {
+	c.appendStrings(s)
+	c.appendRest(s, ip)
+}
+
+// appendStrings appends the record's string values to the arenas that targets lists, in the
+// order the canonical decoder fills them.
+func (c *sessionColumns) appendStrings(s *record.Session) {
 	c.sessionID.add(s.SessionID)
 	c.host.add(s.Host)
 	c.product.add(s.Product)
 	c.sessionKey.add(s.SessionKey)
+	if !c.ipv6 {
+		c.clientIP.add(s.ClientIP)
+	}
+	c.clientPTR.add(s.ClientPTR)
+	c.helo.add(s.HELO)
+	c.authUser.add(s.AuthUser)
+	c.mailFrom.add(s.MailFrom)
+	for i := range s.Recipients {
+		r := &s.Recipients[i]
+		c.rcptAddress.elems.add(r.Address)
+		c.rcptOutcome.elems.add(string(r.Outcome))
+		c.rcptReply.elems.add(r.Reply)
+	}
+	c.outcome.add(string(s.Outcome))
+	c.reason.add(s.Reason)
+	c.smtpReply.add(s.SMTPReply)
+	c.messageID.add(s.MessageID)
+	c.delivery.add(string(s.Delivery))
+	c.closedBy.add(string(s.ClosedBy))
+	for _, f := range s.Flags {
+		c.flags.elems.add(f)
+	}
+	c.maxSeverity.add(s.MaxSeverity)
+	c.firstSource.add(s.FirstPos.Source)
+	c.lastSource.add(s.LastPos.Source)
+}
+
+// targets lists the arenas appendStrings fills, for the canonical decoder to fill instead.
+func (c *sessionColumns) targets() sessionTargets {
+	t := sessionTargets{
+		sessionID: &c.sessionID, host: &c.host, product: &c.product, sessionKey: &c.sessionKey,
+		clientPTR: &c.clientPTR, helo: &c.helo, authUser: &c.authUser, mailFrom: &c.mailFrom,
+		rcptAddress: &c.rcptAddress.elems, rcptOutcome: &c.rcptOutcome.elems, rcptReply: &c.rcptReply.elems,
+		outcome: &c.outcome, reason: &c.reason, smtpReply: &c.smtpReply, messageID: &c.messageID,
+		delivery: &c.delivery, closedBy: &c.closedBy, flags: &c.flags.elems, maxSeverity: &c.maxSeverity,
+		firstSource: &c.firstSource, lastSource: &c.lastSource,
+	}
+	if !c.ipv6 {
+		t.clientIP = &c.clientIP
+	}
+	return t
+}
+
+// dropPartial removes the values a record that was not appended after all left in the
+// arenas (its strings, read into the targets before the record was known to be good): every
+// String column holds as many values as the table has rows, every array column's elements
+// end where its last row does.
+func (c *sessionColumns) dropPartial() {
+	rows, cols := c.len(), c.strCols()
+	for _, s := range cols[:20] {
+		s.truncate(rows)
+	}
+	for _, a := range [...]*strArrCol{&c.rcptAddress, &c.rcptOutcome, &c.rcptReply, &c.flags} {
+		n := 0
+		if len(a.rowEnd) > 0 {
+			n = a.rowEnd[len(a.rowEnd)-1]
+		}
+		a.elems.truncate(n)
+	}
+}
+
+// appendRest appends what appendStrings does not: the other columns, the array rows' ends and
+// the computed columns.
+func (c *sessionColumns) appendRest(s *record.Session, ip [16]byte) {
 	c.startTime = append(c.startTime, s.StartTime)
 	end := s.EndTime
 	if end.IsZero() {
@@ -411,21 +495,8 @@ func (c *sessionColumns) appendSession(s *record.Session, ip [16]byte) {
 	c.endTime = append(c.endTime, end)
 	if c.ipv6 {
 		c.clientIP6 = append(c.clientIP6, ip)
-	} else {
-		c.clientIP.add(s.ClientIP)
 	}
-	c.clientPTR.add(s.ClientPTR)
-	c.helo.add(s.HELO)
-	c.authUser.add(s.AuthUser)
 	c.tls = append(c.tls, b2u(s.TLS))
-	c.mailFrom.add(s.MailFrom)
-
-	for i := range s.Recipients {
-		r := &s.Recipients[i]
-		c.rcptAddress.elems.add(r.Address)
-		c.rcptOutcome.elems.add(string(r.Outcome))
-		c.rcptReply.elems.add(r.Reply)
-	}
 	c.rcptAddress.endRow()
 	c.rcptOutcome.endRow()
 	c.rcptReply.endRow()
@@ -433,26 +504,13 @@ func (c *sessionColumns) appendSession(s *record.Session, ip [16]byte) {
 		c.rcptCode.elems = append(c.rcptCode.elems, uint16(s.Recipients[i].SMTPCode))
 	}
 	c.rcptCode.rowEnd = append(c.rcptCode.rowEnd, len(c.rcptCode.elems))
-
-	c.outcome.add(string(s.Outcome))
-	c.reason.add(s.Reason)
 	c.smtpCode = append(c.smtpCode, uint16(s.SMTPCode))
-	c.smtpReply.add(s.SMTPReply)
-	c.messageID.add(s.MessageID)
 	c.size = append(c.size, uint64(s.Size))
-	c.delivery.add(string(s.Delivery))
-	c.closedBy.add(string(s.ClosedBy))
 	c.permanent = append(c.permanent, b2u(s.Permanent))
-	for _, f := range s.Flags {
-		c.flags.elems.add(f)
-	}
 	c.flags.endRow()
 	c.eventCount = append(c.eventCount, uint32(s.EventCount))
-	c.maxSeverity.add(s.MaxSeverity)
 	c.outcomeVersion = append(c.outcomeVersion, uint16(s.OutcomeVersion))
-	c.firstSource.add(s.FirstPos.Source)
 	c.firstOffset = append(c.firstOffset, s.FirstPos.Offset)
-	c.lastSource.add(s.LastPos.Source)
 	c.lastOffset = append(c.lastOffset, s.LastPos.Offset)
 	c.senderDomain.addSenderDomain(s.MailFrom)
 	if c.ipv6 {

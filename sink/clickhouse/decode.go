@@ -245,31 +245,38 @@ func specialMask(w uint64) uint64 {
 }
 
 func (l *lexer) unescape(start int) (string, error) {
-	var b []byte
-	mark := len(l.esc)
-	if l.esc != nil {
-		b = l.esc
-	} else {
+	b := l.esc
+	if b == nil {
 		b = make([]byte, 0, 64)
 	}
-	j := start
+	mark := len(b)
+	b, err := l.unescapeTo(b, mark, start)
+	if err != nil {
+		return "", err
+	}
+	if l.esc != nil {
+		// A later append may move esc; this string keeps the old array alive.
+		l.esc = b
+		return arenaString(b, mark, len(b)), nil
+	}
+	return string(b[mark:]), nil
+}
+
+// unescapeTo appends the string value from byte j on, unescaped, to b, whose bytes from mark
+// on already hold the value's first bytes, and moves past the closing quote.
+func (l *lexer) unescapeTo(b []byte, mark, j int) ([]byte, error) {
 	for j < len(l.s) {
 		c := l.s[j]
 		switch {
 		case c == '"':
 			if len(b)-mark > l.maxField {
-				return "", l.errorf("string of %d bytes exceeds the %d-byte field limit: %w", len(b)-mark, l.maxField, errTooLarge)
+				return b, l.errorf("string of %d bytes exceeds the %d-byte field limit: %w", len(b)-mark, l.maxField, errTooLarge)
 			}
 			l.i = j + 1
-			if l.esc != nil {
-				// A later append may move esc; this string keeps the old array alive.
-				l.esc = b
-				return arenaString(b, mark, len(b)), nil
-			}
-			return string(b), nil
+			return b, nil
 		case c < 0x20:
 			l.i = j
-			return "", l.errorf("control byte %#x in string: %w", c, errSyntax)
+			return b, l.errorf("control byte %#x in string: %w", c, errSyntax)
 		case c != '\\':
 			b = append(b, c)
 			j++
@@ -297,7 +304,7 @@ func (l *lexer) unescape(start int) (string, error) {
 			r, ok := hex4(l.s, j)
 			if !ok {
 				l.i = j
-				return "", l.errorf("bad \\u escape: %w", errSyntax)
+				return b, l.errorf("bad \\u escape: %w", errSyntax)
 			}
 			j += 4
 			if utf16.IsSurrogate(r) {
@@ -315,11 +322,11 @@ func (l *lexer) unescape(start int) (string, error) {
 			b = utf8.AppendRune(b, r)
 		default:
 			l.i = j - 1
-			return "", l.errorf("bad escape \\%c: %w", e, errSyntax)
+			return b, l.errorf("bad escape \\%c: %w", e, errSyntax)
 		}
 	}
 	l.i = len(l.s)
-	return "", l.errorf("unterminated string: %w", errSyntax)
+	return b, l.errorf("unterminated string: %w", errSyntax)
 }
 
 func hex4(s string, i int) (rune, bool) {
@@ -634,7 +641,7 @@ var sessionFields = newFieldSet("session_id", "host", "product", "session_key", 
 // FuzzDecodeSessionCanonical).
 func decodeSession(l *lexer, s *record.Session) error {
 	i, esc := l.i, len(l.esc)
-	if ok, err := decodeSessionCanonical(l, s); ok {
+	if ok, err := decodeSessionCanonical(l, s, &noTargets); ok {
 		return err
 	}
 	l.i, l.esc = i, l.esc[:esc]

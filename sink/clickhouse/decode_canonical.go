@@ -1,6 +1,8 @@
 package clickhouse
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"time"
 
 	"github.com/mxtrail/mxtrail/enrich/record"
@@ -57,12 +59,66 @@ func (l *lexer) litTail(t *token) bool {
 	return true
 }
 
-func (l *lexer) strAfter(t *token) (string, bool) {
+func (l *lexer) strAfter(t *token, to *strCol) (string, bool) {
 	if !l.lit(t) {
 		return "", false
 	}
+	return l.strTo(to)
+}
+
+// strTo reads a string value as str does and, with c not nil, also appends it to c. The value
+// is copied 8 bytes at a time while it is scanned: each word is stored into c's spare capacity
+// before it is checked, which needs 8 bytes of room past the longest value the rest of the
+// record can hold (unescaping never lengthens a value). From an escape on, unescapeTo
+// appends the rest. Anything else (a control byte, a value over maxField, no room without
+// growing c, the record's last 8 bytes) goes through str and add, and every error is str's.
+// The value returned is str's view of the record or, for an escaped value, c's copy.
+func (l *lexer) strTo(c *strCol) (string, bool) {
+	i := l.i
+	if c == nil || i < 0 || i >= len(l.s) || l.s[i] != '"' || cap(c.buf)-len(c.buf) < len(l.s)-i+8 ||
+		len(c.end) == cap(c.end) {
+		return l.strCopy(c)
+	}
+	n := len(c.buf)
+	dst := c.buf[n:cap(c.buf)]
+	for j, k := i+1, 0; j+8 <= len(l.s); j, k = j+8, k+8 {
+		w := load8(l.s, j)
+		binary.LittleEndian.PutUint64(dst[k:], w)
+		if m := specialMask(w); m != 0 {
+			d := bits.TrailingZeros64(m) >> 3
+			j, k = j+d, k+d
+			switch {
+			case l.s[j] == '\\':
+				// The bytes before the escape are in place: unescape the rest after them.
+				b, err := l.unescapeTo(c.buf[:n+k], n, j)
+				if err != nil {
+					return "", false
+				}
+				c.buf = b
+				c.end = append(c.end, len(b))
+				return arenaString(b, n, len(b)), true
+			case l.s[j] != '"' || k > l.maxField:
+				return l.strCopy(c)
+			}
+			c.buf = c.buf[:n+k]
+			c.end = append(c.end, n+k)
+			l.i = j + 1
+			return l.s[i+1 : j], true
+		}
+	}
+	return l.strCopy(c)
+}
+
+// strCopy is strTo's byte-wise path: str, then a copy into c.
+func (l *lexer) strCopy(c *strCol) (string, bool) {
 	v, err := l.str()
-	return v, err == nil
+	if err != nil {
+		return "", false
+	}
+	if c != nil {
+		c.add(v)
+	}
+	return v, true
 }
 
 func (l *lexer) intAfter(t *token) (int64, bool) {
@@ -135,11 +191,13 @@ var (
 
 // decodeSessionCanonical reports whether it read the record; if so, err is what the general
 // decoder would have returned for it. If not, s holds partial values (its Recipients and
-// Flags still the caller's reusable slices) and l.i and l.esc are to be reset.
-func decodeSessionCanonical(l *lexer, s *record.Session) (ok bool, err error) {
+// Flags still the caller's reusable slices) and l.i and l.esc are to be reset. Each string
+// value also goes to its column in to as it is read (nil targets: none); whatever the result,
+// the caller owns what was appended (see sessionColumns.dropPartial).
+func decodeSessionCanonical(l *lexer, s *record.Session, to *sessionTargets) (ok bool, err error) {
 	rcpts, flags := s.Recipients[:0], s.Flags[:0]
 	*s = record.Session{}
-	ok = l.canonSession(s, &rcpts, &flags)
+	ok = l.canonSession(s, &rcpts, &flags, to)
 	s.Recipients, s.Flags = rcpts, flags
 	if !ok || l.i != len(l.s) {
 		return false, nil
@@ -147,20 +205,35 @@ func decodeSessionCanonical(l *lexer, s *record.Session) (ok bool, err error) {
 	return true, checkRequired(s, true, true)
 }
 
-func (l *lexer) canonSession(s *record.Session, rcpts *[]record.Recipient, flags *[]string) bool {
+// sessionTargets are the String arenas canonSession fills as it reads: every string value of
+// a session record except client_ip on servers that store it as IPv6 (nil: read only). Each
+// value is then scanned and copied in one pass (strTo), where decoding into the record and
+// appending it to the columns read every value twice and called memmove once per value
+// (strCol.add with its memmove was ~15% of the sink's CPU in a perf profile). They are exactly
+// the arenas appendStrings fills, in the same order (TestFusedSessionAppend).
+type sessionTargets struct {
+	sessionID, host, product, sessionKey, clientIP, clientPTR, helo, authUser, mailFrom *strCol
+	rcptAddress, rcptOutcome, rcptReply                                                 *strCol
+	outcome, reason, smtpReply, messageID, delivery, closedBy, flags, maxSeverity       *strCol
+	firstSource, lastSource                                                             *strCol
+}
+
+var noTargets sessionTargets
+
+func (l *lexer) canonSession(s *record.Session, rcpts *[]record.Recipient, flags *[]string, to *sessionTargets) bool {
 	var ok bool
 	var n int64
 	var str string
-	if s.SessionID, ok = l.strAfter(&tkSessionID); !ok {
+	if s.SessionID, ok = l.strAfter(&tkSessionID, to.sessionID); !ok {
 		return false
 	}
-	if s.Host, ok = l.strAfter(&tkHost); !ok {
+	if s.Host, ok = l.strAfter(&tkHost, to.host); !ok {
 		return false
 	}
-	if s.Product, ok = l.strAfter(&tkProduct); !ok {
+	if s.Product, ok = l.strAfter(&tkProduct, to.product); !ok {
 		return false
 	}
-	if s.SessionKey, ok = l.strAfter(&tkSessionKey); !ok {
+	if s.SessionKey, ok = l.strAfter(&tkSessionKey, to.sessionKey); !ok {
 		return false
 	}
 	if s.StartTime, ok = l.timeAfter(&tkStartTime); !ok {
@@ -169,83 +242,83 @@ func (l *lexer) canonSession(s *record.Session, rcpts *[]record.Recipient, flags
 	if s.EndTime, ok = l.timeAfter(&tkEndTime); !ok {
 		return false
 	}
-	if s.ClientIP, ok = l.strAfter(&tkClientIP); !ok {
+	if s.ClientIP, ok = l.strAfter(&tkClientIP, to.clientIP); !ok {
 		return false
 	}
-	if s.ClientPTR, ok = l.strAfter(&tkClientPTR); !ok {
+	if s.ClientPTR, ok = l.strAfter(&tkClientPTR, to.clientPTR); !ok {
 		return false
 	}
-	if s.HELO, ok = l.strAfter(&tkHELO); !ok {
+	if s.HELO, ok = l.strAfter(&tkHELO, to.helo); !ok {
 		return false
 	}
-	if s.AuthUser, ok = l.strAfter(&tkAuthUser); !ok {
+	if s.AuthUser, ok = l.strAfter(&tkAuthUser, to.authUser); !ok {
 		return false
 	}
 	if s.TLS, ok = l.boolAfter(&tkTLS); !ok {
 		return false
 	}
-	if s.MailFrom, ok = l.strAfter(&tkMailFrom); !ok {
+	if s.MailFrom, ok = l.strAfter(&tkMailFrom, to.mailFrom); !ok {
 		return false
 	}
-	if !l.lit(&tkRecipients) || !l.canonRecipients(rcpts) {
+	if !l.lit(&tkRecipients) || !l.canonRecipients(rcpts, to) {
 		return false
 	}
-	if str, ok = l.strAfter(&tkOutcome); !ok {
+	if str, ok = l.strAfter(&tkOutcome, to.outcome); !ok {
 		return false
 	}
 	s.Outcome = record.Outcome(str)
-	if s.Reason, ok = l.strAfter(&tkReason); !ok {
+	if s.Reason, ok = l.strAfter(&tkReason, to.reason); !ok {
 		return false
 	}
 	if n, ok = l.intAfter(&tkSMTPCode); !ok {
 		return false
 	}
 	s.SMTPCode = int(n)
-	if s.SMTPReply, ok = l.strAfter(&tkSMTPReply); !ok {
+	if s.SMTPReply, ok = l.strAfter(&tkSMTPReply, to.smtpReply); !ok {
 		return false
 	}
-	if s.MessageID, ok = l.strAfter(&tkMessageID); !ok {
+	if s.MessageID, ok = l.strAfter(&tkMessageID, to.messageID); !ok {
 		return false
 	}
 	if s.Size, ok = l.intAfter(&tkSize); !ok {
 		return false
 	}
-	if str, ok = l.strAfter(&tkDelivery); !ok {
+	if str, ok = l.strAfter(&tkDelivery, to.delivery); !ok {
 		return false
 	}
 	s.Delivery = record.Delivery(str)
-	if str, ok = l.strAfter(&tkClosedBy); !ok {
+	if str, ok = l.strAfter(&tkClosedBy, to.closedBy); !ok {
 		return false
 	}
 	s.ClosedBy = record.ClosedBy(str)
 	if s.Permanent, ok = l.boolAfter(&tkPermanent); !ok {
 		return false
 	}
-	if !l.lit(&tkFlags) || !l.canonStrings(flags) {
+	if !l.lit(&tkFlags) || !l.canonStrings(flags, to.flags) {
 		return false
 	}
 	if n, ok = l.intAfter(&tkEventCount); !ok {
 		return false
 	}
 	s.EventCount = int(n)
-	if s.MaxSeverity, ok = l.strAfter(&tkMaxSeverity); !ok {
+	if s.MaxSeverity, ok = l.strAfter(&tkMaxSeverity, to.maxSeverity); !ok {
 		return false
 	}
 	if n, ok = l.intAfter(&tkOutcomeVersion); !ok {
 		return false
 	}
 	s.OutcomeVersion = int(n)
-	if !l.lit(&tkFirstPos) || !l.canonPos(&s.FirstPos) {
+	if !l.lit(&tkFirstPos) || !l.canonPos(&s.FirstPos, to.firstSource) {
 		return false
 	}
-	if !l.lit(&tkLastPos) || !l.canonPos(&s.LastPos) {
+	if !l.lit(&tkLastPos) || !l.canonPos(&s.LastPos, to.lastSource) {
 		return false
 	}
 	return l.next('}')
 }
 
 // canonRecipients reads the elements and the closing bracket of the recipients array.
-func (l *lexer) canonRecipients(dst *[]record.Recipient) bool {
+func (l *lexer) canonRecipients(dst *[]record.Recipient, to *sessionTargets) bool {
 	if l.next(']') {
 		return true
 	}
@@ -254,10 +327,10 @@ func (l *lexer) canonRecipients(dst *[]record.Recipient) bool {
 		var ok bool
 		var str string
 		var n int64
-		if r.Address, ok = l.strAfter(&tkAddress); !ok {
+		if r.Address, ok = l.strAfter(&tkAddress, to.rcptAddress); !ok {
 			return false
 		}
-		if str, ok = l.strAfter(&tkOutcome); !ok {
+		if str, ok = l.strAfter(&tkOutcome, to.rcptOutcome); !ok {
 			return false
 		}
 		r.Outcome = record.Outcome(str)
@@ -265,7 +338,7 @@ func (l *lexer) canonRecipients(dst *[]record.Recipient) bool {
 			return false
 		}
 		r.SMTPCode = int(n)
-		if r.Reply, ok = l.strAfter(&tkReply); !ok {
+		if r.Reply, ok = l.strAfter(&tkReply, to.rcptReply); !ok {
 			return false
 		}
 		if !l.next('}') {
@@ -282,7 +355,7 @@ func (l *lexer) canonRecipients(dst *[]record.Recipient) bool {
 }
 
 // canonStrings reads the elements and the closing bracket of a string array.
-func (l *lexer) canonStrings(dst *[]string) bool {
+func (l *lexer) canonStrings(dst *[]string, to *strCol) bool {
 	if l.next(']') {
 		return true
 	}
@@ -290,8 +363,8 @@ func (l *lexer) canonStrings(dst *[]string) bool {
 		if l.i >= len(l.s) || l.s[l.i] != '"' {
 			return false // null elements and the like: the general decoder decides
 		}
-		v, err := l.str()
-		if err != nil {
+		v, ok := l.strTo(to)
+		if !ok {
 			return false
 		}
 		*dst = append(*dst, v)
@@ -304,9 +377,9 @@ func (l *lexer) canonStrings(dst *[]string) bool {
 	}
 }
 
-func (l *lexer) canonPos(p *record.Position) bool {
+func (l *lexer) canonPos(p *record.Position, to *strCol) bool {
 	var ok bool
-	if p.Source, ok = l.strAfter(&tkSource); !ok {
+	if p.Source, ok = l.strAfter(&tkSource, to); !ok {
 		return false
 	}
 	if p.Offset, ok = l.intAfter(&tkOffset); !ok {
