@@ -429,3 +429,89 @@ func TestSinkReleasesSessionsFetchesAtOnceIntegration(t *testing.T) {
 		t.Errorf("%d records read again, want none (no row was rejected)", src.rereads)
 	}
 }
+
+// Batches close by bytes within the bound Config.BatchBytes gives, although the size is read
+// only every 16 messages or BatchBytes/64 of values: each batch but the last (shipped at
+// shutdown) holds at least BatchBytes, and after the message that took it there came at most
+// 15 more, with fewer than BatchBytes/64 bytes of values before the last. With 64 KiB batches
+// of ~1 KB records the bytes decide when the size is read, with 2 MiB the message count.
+func TestSinkClosesBatchesByBytesIntegration(t *testing.T) {
+	for _, tc := range []struct{ n, limit int }{{3000, 64 << 10}, {20000, 2 << 20}} {
+		t.Run(fmt.Sprint(tc.limit), func(t *testing.T) { closesByBytes(t, tc.n, tc.limit) })
+	}
+}
+
+func closesByBytes(t *testing.T, n, limit int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	conn, db, features := testDB(t, ctx, "bytes")
+	ss := genSessions(53, n)
+	f := newSliceSource()
+	for i := range ss {
+		f.msgs = append(f.msgs, kafka.Message{Topic: "s", Offset: int64(i), Value: ss[i].AppendJSON(nil)})
+	}
+	m := NewMetrics(nil)
+	s, err := New(Config{Database: db, Topics: map[string]Kind{"s": KindSessions},
+		BatchRows: 1 << 20, BatchBytes: limit, BatchAge: time.Hour, MaxInFlight: 2,
+		RetryInitial: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, MaxField: 256 << 10},
+		f, NewWriter(conn, db, features, m, 10*time.Millisecond, 50*time.Millisecond), m,
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	// The full batches are committed once inserted; the rest waits for BatchAge (an hour), so
+	// stop once the commits have been still for a second, and shutdown ships it.
+	var last []int64
+	for still := 0; still < 20; {
+		select {
+		case err := <-done:
+			t.Fatalf("sink stopped: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		c := f.committed()
+		if len(c) > 0 && len(c) == len(last) {
+			still++
+		} else {
+			still, last = 0, c
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	c := f.committed()
+	if len(c) < 4 || c[len(c)-1] != int64(n) {
+		t.Fatalf("commits %v: want several full batches, then the rest, up to offset %d", c, n)
+	}
+	prev := 0
+	for i, off := range c[:len(c)-1] {
+		// Refill the batch message by message: took is the message after which it held the limit.
+		b := NewBatch(features, 256<<10)
+		took := -1
+		for j := prev; j < int(off); j++ {
+			b.Add(KindSessions, &Message{Topic: "s", Offset: int64(j), Value: f.msgs[j].Value}, time.Now())
+			if took < 0 && b.Bytes() >= limit {
+				took = j
+			}
+		}
+		after := 0
+		for j := took + 1; j < int(off)-1; j++ {
+			after += len(f.msgs[j].Value)
+		}
+		switch {
+		case took < 0:
+			t.Errorf("batch %d (offsets %d-%d): %d bytes, closed before the limit of %d", i, prev, off-1, b.Bytes(), limit)
+		case int(off)-1-took > 15:
+			t.Errorf("batch %d (offsets %d-%d): %d messages after the one that reached the limit (%d)", i, prev, off-1, int(off)-1-took, took)
+		case after >= limit/64:
+			t.Errorf("batch %d (offsets %d-%d): %d bytes of values between reaching the limit and the last message", i, prev, off-1, after)
+		}
+		prev = int(off)
+	}
+	if got := count(t, ctx, conn, "SELECT uniqExact(session_id) FROM "+db+".sessions"); got != uint64(n) {
+		t.Errorf("%d sessions in ClickHouse, want %d", got, n)
+	}
+}
