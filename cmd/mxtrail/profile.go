@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 )
 
@@ -25,13 +26,17 @@ func startCPUProfile(path string) (stop func(), err error) {
 }
 
 // heapProfileAtExit returns a function that writes the allocation profile (every allocation
-// since start, and the live heap at the last GC) to path; nothing when path is empty. Errors
-// go to stderr: a profile is for performance work and must not change the exit code.
+// since start, and the live heap) to path; nothing when path is empty. It collects first: the
+// profile holds what was allocated up to the last completed GC only, and with the sink's GOGC
+// of 400 that was its first half second (a 1M-record run's profile showed 262 MB of a 411 MB
+// heap). Errors go to stderr: a profile is for performance work and must not change the exit
+// code.
 func heapProfileAtExit(path string, stderr io.Writer) func() {
 	if path == "" {
 		return func() {}
 	}
 	return func() {
+		runtime.GC()
 		f, err := os.Create(path)
 		if err == nil {
 			err = pprof.Lookup("allocs").WriteTo(f, 0)
