@@ -278,8 +278,20 @@ func (l *lexer) unescapeTo(b []byte, mark, j int) ([]byte, error) {
 			l.i = j
 			return b, l.errorf("control byte %#x in string: %w", c, errSyntax)
 		case c != '\\':
-			b = append(b, c)
-			j++
+			// Append the run up to the next special byte at once (reply texts quote a word or
+			// two and go on for dozens of bytes).
+			k := j + 1
+			for ; k+8 <= len(l.s); k += 8 {
+				if m := specialMask(load8(l.s, k)); m != 0 {
+					k += bits.TrailingZeros64(m) >> 3
+					break
+				}
+			}
+			for k < len(l.s) && l.s[k] != '"' && l.s[k] != '\\' && l.s[k] >= 0x20 {
+				k++
+			}
+			b = append(b, l.s[j:k]...)
+			j = k
 			continue
 		}
 		if j+1 >= len(l.s) {
