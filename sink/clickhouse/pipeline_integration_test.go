@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -431,8 +432,8 @@ func TestSinkReleasesSessionsFetchesAtOnceIntegration(t *testing.T) {
 }
 
 // Batches close by bytes within the bound Config.BatchBytes gives, although the size is read
-// only every 16 messages or BatchBytes/64 of values: each batch but the last (shipped at
-// shutdown) holds at least BatchBytes, and after the message that took it there came at most
+// only every 16 messages or BatchBytes/64 of values: each batch but the last (closed by
+// BatchAge) holds at least BatchBytes, and after the message that took it there came at most
 // 15 more, with fewer than BatchBytes/64 bytes of values before the last. With 64 KiB batches
 // of ~1 KB records the bytes decide when the size is read, with 2 MiB the message count.
 func TestSinkClosesBatchesByBytesIntegration(t *testing.T) {
@@ -451,8 +452,11 @@ func closesByBytes(t *testing.T, n, limit int) {
 		f.msgs = append(f.msgs, kafka.Message{Topic: "s", Offset: int64(i), Value: ss[i].AppendJSON(nil)})
 	}
 	m := NewMetrics(nil)
+	// The last, partial batch closes by age. A full one fills in well under BatchAge (the
+	// source hands its messages over at once), so no other batch does: if one did, the checks
+	// below say it closed before the limit.
 	s, err := New(Config{Database: db, Topics: map[string]Kind{"s": KindSessions},
-		BatchRows: 1 << 20, BatchBytes: limit, BatchAge: time.Hour, MaxInFlight: 2,
+		BatchRows: 1 << 20, BatchBytes: limit, BatchAge: 3 * time.Second, MaxInFlight: 2,
 		RetryInitial: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, MaxField: 256 << 10},
 		f, NewWriter(conn, db, features, m, 10*time.Millisecond, 50*time.Millisecond), m,
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -462,20 +466,16 @@ func closesByBytes(t *testing.T, n, limit int) {
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(rctx) }()
-	// The full batches are committed once inserted; the rest waits for BatchAge (an hour), so
-	// stop once the commits have been still for a second, and shutdown ships it.
-	var last []int64
-	for still := 0; still < 20; {
+	for {
+		if c := f.committed(); len(c) > 0 && c[len(c)-1] == int64(n) {
+			break
+		}
 		select {
 		case err := <-done:
 			t.Fatalf("sink stopped: %v", err)
+		case <-ctx.Done():
+			t.Fatalf("offset %d never committed; commits %v", n, f.committed())
 		case <-time.After(50 * time.Millisecond):
-		}
-		c := f.committed()
-		if len(c) > 0 && len(c) == len(last) {
-			still++
-		} else {
-			still, last = 0, c
 		}
 	}
 	stop()
@@ -485,6 +485,9 @@ func closesByBytes(t *testing.T, n, limit int) {
 	c := f.committed()
 	if len(c) < 4 || c[len(c)-1] != int64(n) {
 		t.Fatalf("commits %v: want several full batches, then the rest, up to offset %d", c, n)
+	}
+	if got := testutil.ToFloat64(m.Batches.WithLabelValues("age")); got != 1 {
+		t.Errorf("%v batches closed by age, want 1 (the last)", got)
 	}
 	prev := 0
 	for i, off := range c[:len(c)-1] {
