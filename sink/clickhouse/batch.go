@@ -256,12 +256,7 @@ func (b *Batch) addSession(m *Message) error {
 	// strings go straight to the arenas as they are read (sessionTargets); any other record
 	// is decoded by the general decoder and appended after its checks.
 	b.lex = lexer{s: valueString(m.Value), maxField: b.maxField, esc: b.esc[:0]}
-	canon, err := decodeSessionCanonical(&b.lex, &b.sess, &b.to)
-	if !canon {
-		b.sessions.dropPartial()
-		b.lex.i, b.lex.esc = 0, b.lex.esc[:0]
-		err = decodeSessionGeneral(&b.lex, &b.sess)
-	}
+	canon, err := decodeSessionTo(&b.lex, &b.sess, &b.to)
 	b.esc = b.lex.esc
 	var ip [16]byte
 	if err != nil {
@@ -269,11 +264,11 @@ func (b *Batch) addSession(m *Message) error {
 	} else if ip, err = checkSession(&b.sess, b.f.DateTime64); err != nil {
 		err = fmt.Errorf("convert session %q: %w", b.sess.SessionID, err)
 	}
+	if !canon || err != nil {
+		b.sessions.dropPartial()
+	}
 	switch {
 	case err != nil:
-		if canon {
-			b.sessions.dropPartial()
-		}
 		return err
 	case canon:
 		b.sessions.appendRest(&b.sess, ip)

@@ -188,17 +188,7 @@ func (l *lexer) str() (string, error) {
 		return "", l.wrongType("string")
 	}
 	start := l.i + 1
-	j := start
-	// Skip 8 bytes at a time while none is a quote, a backslash or a control byte: string values
-	// are most of a record's bytes, and this loop was the decoder's largest cost.
-	// The lowest flagged byte is the first special one (see special8), so jump straight to it.
-	for ; j+8 <= len(l.s); j += 8 {
-		if m := specialMask(load8(l.s, j)); m != 0 {
-			j += bits.TrailingZeros64(m) >> 3
-			break
-		}
-	}
-	for ; j < len(l.s); j++ {
+	for j := l.skipPlain(start); j < len(l.s); j++ {
 		switch c := l.s[j]; {
 		case c == '"':
 			if j-start > l.maxField {
@@ -231,9 +221,6 @@ func load8(s string, i int) uint64 {
 	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(s)), i))[:])
 }
 
-// special8 reports whether any byte of w is '"', '\\' or below 0x20.
-func special8(w uint64) bool { return specialMask(w) != 0 }
-
 // specialMask has the high bit of a byte set for every byte of w that is '"', '\\' or below
 // 0x20, and possibly for bytes above the first such byte, never below it (SWAR: a byte is zero
 // iff (x-1) & ^x has its high bit set; x < n likewise with x-n, for n <= 0x80; a borrow only
@@ -242,6 +229,19 @@ func specialMask(w uint64) uint64 {
 	q := w ^ ('"' * ones)
 	b := w ^ ('\\' * ones)
 	return ((q-ones)&^q | (b-ones)&^b | (w-0x20*ones)&^w) & highs
+}
+
+// skipPlain returns the index of the first quote, backslash or control byte from j on, found
+// 8 bytes at a time (string values are most of a record's bytes, and this scan was the
+// decoder's largest cost), or where fewer than 8 bytes are left: the caller reads on byte by
+// byte from there.
+func (l *lexer) skipPlain(j int) int {
+	for ; j+8 <= len(l.s); j += 8 {
+		if m := specialMask(load8(l.s, j)); m != 0 {
+			return j + bits.TrailingZeros64(m)>>3
+		}
+	}
+	return j
 }
 
 func (l *lexer) unescape(start int) (string, error) {
@@ -280,13 +280,7 @@ func (l *lexer) unescapeTo(b []byte, mark, j int) ([]byte, error) {
 		case c != '\\':
 			// Append the run up to the next special byte at once (reply texts quote a word or
 			// two and go on for dozens of bytes).
-			k := j + 1
-			for ; k+8 <= len(l.s); k += 8 {
-				if m := specialMask(load8(l.s, k)); m != 0 {
-					k += bits.TrailingZeros64(m) >> 3
-					break
-				}
-			}
+			k := l.skipPlain(j + 1)
 			for k < len(l.s) && l.s[k] != '"' && l.s[k] != '\\' && l.s[k] >= 0x20 {
 				k++
 			}
@@ -652,12 +646,20 @@ var sessionFields = newFieldSet("session_id", "host", "product", "session_key", 
 // and errors are the general decoder's (TestDecodeSessionCanonicalSameResults,
 // FuzzDecodeSessionCanonical).
 func decodeSession(l *lexer, s *record.Session) error {
+	_, err := decodeSessionTo(l, s, &noTargets)
+	return err
+}
+
+// decodeSessionTo is decodeSession with the canonical decoder filling to's arenas as it reads
+// (see sessionTargets); canon reports whether it read the record. If not, or if err is set,
+// the arenas may hold some of the record's values (see sessionColumns.dropPartial).
+func decodeSessionTo(l *lexer, s *record.Session, to *sessionTargets) (canon bool, err error) {
 	i, esc := l.i, len(l.esc)
-	if ok, err := decodeSessionCanonical(l, s, &noTargets); ok {
-		return err
+	if ok, err := decodeSessionCanonical(l, s, to); ok {
+		return true, err
 	}
 	l.i, l.esc = i, l.esc[:esc]
-	return decodeSessionGeneral(l, s)
+	return false, decodeSessionGeneral(l, s)
 }
 
 // decodeSessionGeneral decodes one session record in any key order and layout.

@@ -75,8 +75,7 @@ func (l *lexer) strAfter(t *token, to *strCol) (string, bool) {
 // The value returned is str's view of the record or, for an escaped value, c's copy.
 func (l *lexer) strTo(c *strCol) (string, bool) {
 	i := l.i
-	if c == nil || i < 0 || i >= len(l.s) || l.s[i] != '"' || cap(c.buf)-len(c.buf) < len(l.s)-i+8 ||
-		len(c.end) == cap(c.end) {
+	if c == nil || i < 0 || i >= len(l.s) || l.s[i] != '"' || !c.fits(len(l.s)-i+8) {
 		return l.strCopy(c)
 	}
 	n := len(c.buf)

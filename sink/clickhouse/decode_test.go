@@ -284,17 +284,17 @@ func TestSessionColumnsReadBack(t *testing.T) {
 	}
 }
 
-// special8 must flag exactly the words holding a byte str has to stop at, whatever the other
+// specialMask must flag exactly the words holding a byte str has to stop at, whatever the other
 // bytes (ASCII or UTF-8 continuation bytes) and wherever the byte sits.
-func TestSpecial8(t *testing.T) {
+func TestSpecialMaskFlagsSpecialBytes(t *testing.T) {
 	for _, fill := range []byte{'a', 0x7f, 0x80, 0xc3, 0xff, ' '} {
 		for c := 0; c < 256; c++ {
 			for p := 0; p < 8; p++ {
 				w := []byte{fill, fill, fill, fill, fill, fill, fill, fill}
 				w[p] = byte(c)
 				want := c == '"' || c == '\\' || c < 0x20
-				if got := special8(load8(string(w), 0)); got != want {
-					t.Fatalf("fill %#x byte %#x at %d: special8 = %v, want %v", fill, c, p, got, want)
+				if got := specialMask(load8(string(w), 0)) != 0; got != want {
+					t.Fatalf("fill %#x byte %#x at %d: specialMask flags it %v, want %v", fill, c, p, got, want)
 				}
 			}
 		}
