@@ -124,8 +124,14 @@ func newSink(ctx context.Context, cfg config.Config, migrate bool, log *slog.Log
 	}
 	sc := cfg.Sink
 	// GOGC=400 and a soft memory limit sized from the batch bounds, unless the environment
-	// sets GOGC / GOMEMLIMIT.
-	defer chsink.TuneGC(chsink.MemoryLimitFor(int(sc.BatchBytes), sc.MaxInFlight))()
+	// sets GOGC / GOMEMLIMIT, for as long as the sink runs: closeSink restores them (a
+	// deferred restore here undid them before Run started).
+	restoreGC := chsink.TuneGC(chsink.MemoryLimitFor(int(sc.BatchBytes), sc.MaxInFlight))
+	defer func() {
+		if err != nil {
+			restoreGC()
+		}
+	}()
 	feats := schema.FeaturesFor(sv)
 	w := chsink.NewWriter(conn, cfg.ClickHouse.Database, feats, m, sc.RetryInitial, sc.RetryMax)
 	s, err = chsink.New(chsink.Config{
@@ -145,5 +151,5 @@ func newSink(ctx context.Context, cfg config.Config, migrate bool, log *slog.Log
 		return nil, nil, err
 	}
 	log.Info("sink running", "server", sv.String(), "database", cfg.ClickHouse.Database, "group", sc.GroupID)
-	return s, func() { src.Close(); conn.Close() }, nil
+	return s, func() { src.Close(); conn.Close(); restoreGC() }, nil
 }
