@@ -184,14 +184,7 @@ func TestBatchGrowToHint(t *testing.T) {
 	fill(first)
 	fresh := NewBatch(f, 256<<10)
 	fresh.Grow(first.SizeHint())
-	caps := func(b *Batch) []int {
-		var out []int
-		for _, s := range b.sessions.strCols() {
-			out = append(out, cap(s.buf), cap(s.end))
-		}
-		c := &b.sessions
-		return append(out, cap(c.startTime), cap(c.clientIP6), cap(c.size), cap(c.flags.rowEnd), cap(c.rcptCode.elems), cap(b.sessSrc))
-	}
+	caps := batchCaps
 	before := caps(fresh)
 	fill(fresh)
 	if after := caps(fresh); !slices.Equal(before, after) {
@@ -203,10 +196,81 @@ func TestBatchGrowToHint(t *testing.T) {
 	}
 }
 
+// batchCaps lists the capacities of b's session columns: equal before and after a fill when
+// no column grew.
+func batchCaps(b *Batch) []int {
+	var out []int
+	for _, s := range b.sessions.strCols() {
+		out = append(out, cap(s.buf), cap(s.end))
+	}
+	c := &b.sessions
+	return append(out, cap(c.startTime), cap(c.clientIP6), cap(c.size), cap(c.flags.rowEnd), cap(c.rcptCode.elems), cap(b.sessSrc))
+}
+
+// fillSampled adds msgs to b as the sink's batcher does on a slot's first fill: once the batch
+// holds a sixteenth of batchBytes (or of batchRows), read every 16 messages, it grows b to the
+// whole batch the sample predicts (GrowFor). It returns b's capacities right after that.
+func fillSampled(b *Batch, msgs []Message, batchRows, batchBytes int) (grown []int) {
+	now := time.Now()
+	for i := range msgs {
+		b.Add(KindSessions, &msgs[i], now)
+		if grown == nil && (i+1)%16 == 0 {
+			if nb := b.Bytes(); nb >= batchBytes/16 || b.Len() >= batchRows/16 {
+				b.GrowFor(batchRows, batchBytes, nb)
+				grown = batchCaps(b)
+			}
+		}
+	}
+	return grown
+}
+
+// A batch grown from its first sixteenth (GrowFor) holds the whole batch without growing any
+// column again, whichever limit closes it; and it reserves no more than about a sixteenth
+// over what the batch needs.
+func TestBatchGrowForPredictsTheBatch(t *testing.T) {
+	for _, v := range []schema.ServerVersion{{Major: 18, Minor: 16}, {Major: 26, Minor: 1}} {
+		f := schema.FeaturesFor(v)
+		ss := genSessions(47, 8000)
+		msgs := make([]Message, len(ss))
+		for i := range ss {
+			msgs[i] = Message{Topic: "t", Offset: int64(i), Value: ss[i].AppendJSON(nil)}
+		}
+		whole := NewBatch(f, 256<<10)
+		for i := range msgs {
+			whole.Add(KindSessions, &msgs[i], time.Now())
+		}
+		lens := whole.SizeHint()
+		for _, limit := range []struct {
+			name             string
+			rows, bytes, cut int // cut: the message the batch closes at
+		}{
+			{"bytes", 1 << 30, whole.Bytes(), len(msgs)},
+			{"rows", len(msgs), 1 << 30, len(msgs)},
+		} {
+			b := NewBatch(f, 256<<10)
+			grown := fillSampled(b, msgs[:limit.cut], limit.rows, limit.bytes)
+			if grown == nil {
+				t.Fatalf("%v %s: the batch never reached a sixteenth of its limits", v, limit.name)
+			}
+			if after := batchCaps(b); !slices.Equal(grown, after) {
+				t.Errorf("%v %s: columns grew after GrowFor:\ngrown %v\nafter %v", v, limit.name, grown, after)
+			}
+			// Room: within the sixteenth's margin plus sampling error of each arena's size.
+			z := lens.sessions
+			for i := range z.str {
+				if n, c := z.str[i][0], cap(b.sessions.strCols()[i].buf); n > 4096 && c > n*5/4 {
+					t.Errorf("%v %s: arena %s reserved %d bytes for %d", v, limit.name, sessionColumnNames[i], c, n)
+				}
+			}
+		}
+	}
+}
+
 // BenchmarkBatchFirstFill fills a never-used batch with 65k session records (what 32 MiB of
-// insert bytes holds), grown to the previous batch's SizeHint first, against the baseline of
-// the same fill from empty columns that grow by append (what each of the sink's MaxInFlight+1
-// batches did on its first use). cpu-ns/row is the process's CPU (rusage, collector included).
+// insert bytes holds), grown to the previous batch's SizeHint first, or grown by its first
+// sixteenth (GrowFor, the sink's first batch), against the baseline of the same fill from
+// empty columns that grow by append (what each of the sink's MaxInFlight+1 batches did on its
+// first use). cpu-ns/row is the process's CPU (rusage, collector included).
 func BenchmarkBatchFirstFill(b *testing.B) {
 	f := schema.FeaturesFor(schema.ServerVersion{Major: 18, Minor: 16})
 	ss := genSessions(43, 65_000)
@@ -219,12 +283,8 @@ func BenchmarkBatchFirstFill(b *testing.B) {
 	for i := range msgs {
 		prev.Add(KindSessions, &msgs[i], now)
 	}
-	hint := prev.SizeHint()
-	for _, grown := range []bool{false, true} {
-		name := "baseline_from_empty"
-		if grown {
-			name = "grown_to_hint"
-		}
+	hint, full := prev.SizeHint(), prev.Bytes()
+	for _, name := range []string{"baseline_from_empty", "grown_to_hint", "grown_by_sample"} {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			var cpu time.Duration
@@ -233,8 +293,14 @@ func BenchmarkBatchFirstFill(b *testing.B) {
 				batch := NewBatch(f, 256<<10)
 				cpu0 := testenv.ProcessCPU()
 				b.StartTimer()
-				if grown {
+				switch name {
+				case "grown_to_hint":
 					batch.Grow(hint)
+				case "grown_by_sample":
+					fillSampled(batch, msgs, 100_000, full)
+					b.StopTimer()
+					cpu += testenv.ProcessCPU() - cpu0
+					continue
 				}
 				for j := range msgs {
 					batch.Add(KindSessions, &msgs[j], now)
