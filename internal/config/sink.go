@@ -49,6 +49,10 @@ func defaultSink() Sink {
 	}
 }
 
+// MaxBatchBytes bounds batch_bytes: the sink indexes each column arena of a batch with 32-bit
+// offsets (sink/clickhouse.MaxBatchBytes, the same bound).
+const MaxBatchBytes = 1 << 30
+
 func (s *Sink) validate(ps *Problems, path string) {
 	if s.GroupID == "" {
 		ps.add(path+".group_id", "must not be empty")
@@ -58,6 +62,8 @@ func (s *Sink) validate(ps *Problems, path string) {
 	}
 	if s.BatchBytes <= 0 {
 		ps.add(path+".batch_bytes", "must be positive, got %s", s.BatchBytes)
+	} else if s.BatchBytes > MaxBatchBytes {
+		ps.add(path+".batch_bytes", "must be at most %s, got %s", ByteSize(MaxBatchBytes), s.BatchBytes)
 	}
 	if s.BatchAge <= 0 {
 		ps.add(path+".batch_age", "must be positive, got %s", s.BatchAge)

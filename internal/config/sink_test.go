@@ -33,6 +33,27 @@ func TestSinkValidateReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// batch_bytes is capped at 1 GiB (the sink's 32-bit arena offsets); the cap itself is allowed.
+func TestSinkBatchBytesMaximum(t *testing.T) {
+	for _, c := range []struct {
+		v  string
+		ok bool
+	}{{"1GiB", true}, {"1025MiB", false}, {"64GiB", false}} {
+		cfg := Default()
+		if err := Decode([]byte("sink:\n  batch_bytes: "+c.v+"\n"), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		ps := cfg.Validate()
+		got := ""
+		if ps != nil {
+			got = ps.Error()
+		}
+		if bad := strings.Contains(got, "sink.batch_bytes: must be at most 1GiB, got "+c.v); bad == c.ok {
+			t.Errorf("batch_bytes %s: problems %q", c.v, got)
+		}
+	}
+}
+
 func TestSinkUnknownKey(t *testing.T) {
 	cfg := Default()
 	err := Decode([]byte("sink:\n  batch_row: 5\n"), &cfg)

@@ -200,7 +200,7 @@ func (c *sessionColumns) reset() {
 // strCol is a String column: the values back to back in one arena, and where each ends.
 type strCol struct {
 	buf  []byte
-	end  []int
+	end  []uint32 // 32-bit: see maxArena
 	view []string // scratch for views
 }
 
@@ -209,7 +209,7 @@ func (c *strCol) add(s string) {
 		c.grow(len(s))
 	}
 	c.buf = append(c.buf, s...)
-	c.end = append(c.end, len(c.buf))
+	c.end = append(c.end, uint32(len(c.buf)))
 }
 
 // fits reports whether one more value of up to n bytes fits without growing (see grow).
@@ -240,7 +240,7 @@ func (c *strCol) truncate(n int) {
 	if n == 0 {
 		c.buf = c.buf[:0]
 	} else {
-		c.buf = c.buf[:c.end[n-1]]
+		c.buf = c.buf[:int(c.end[n-1])]
 	}
 }
 
@@ -266,13 +266,13 @@ func (c *strCol) rows() strRows { return strRows{c, 0, c.len()} }
 
 // endRange returns [start, end) of rows [lo, hi) in a store where row i ends at ends[i]
 // (an arena's byte offsets, an array column's element indexes); empty for no rows.
-func endRange(ends []int, lo, hi int) (int, int) {
+func endRange[E int | uint32](ends []E, lo, hi int) (int, int) {
 	start, end := 0, 0
 	if lo > 0 {
-		start = ends[lo-1]
+		start = int(ends[lo-1])
 	}
 	if hi > 0 {
-		end = ends[hi-1]
+		end = int(ends[hi-1])
 	}
 	return start, max(start, end)
 }
@@ -290,8 +290,8 @@ func (r strRows) views() []string {
 	c.view = c.view[:0]
 	_, start := r.bytes()
 	for _, e := range c.end[r.lo:r.hi] {
-		c.view = append(c.view, arenaString(c.buf, start, e))
-		start = e
+		c.view = append(c.view, arenaString(c.buf, start, int(e)))
+		start = int(e)
 	}
 	return c.view
 }
@@ -549,7 +549,7 @@ func (c *strCol) addSenderDomain(mailFrom string) {
 	}
 	at := strings.IndexByte(mailFrom, '@')
 	if at < 0 {
-		c.end = append(c.end, len(c.buf))
+		c.end = append(c.end, uint32(len(c.buf)))
 		return
 	}
 	start := len(c.buf)
@@ -559,7 +559,7 @@ func (c *strCol) addSenderDomain(mailFrom string) {
 			c.buf[i] = b + ('a' - 'A')
 		}
 	}
-	c.end = append(c.end, len(c.buf))
+	c.end = append(c.end, uint32(len(c.buf)))
 }
 
 // clientNet6 is IPv6CIDRToRange(client_ip, if(IPv4-mapped, 120, 48)).1: an IPv4 client's /24,
@@ -600,7 +600,7 @@ func (c *strCol) addClientNet(clientIP string, ip [16]byte) {
 		c.buf = strconv.AppendUint(c.buf, uint64(ip[14]), 10)
 		c.buf = append(c.buf, ".0"...)
 	}
-	c.end = append(c.end, len(c.buf))
+	c.end = append(c.end, uint32(len(c.buf)))
 }
 
 func b2u(b bool) uint8 {

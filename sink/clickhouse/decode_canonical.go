@@ -94,13 +94,13 @@ func (l *lexer) strTo(c *strCol) (string, bool) {
 					return "", false
 				}
 				c.buf = b
-				c.end = append(c.end, len(b))
+				c.end = append(c.end, uint32(len(b)))
 				return arenaString(b, n, len(b)), true
 			case l.s[j] != '"' || k > l.maxField:
 				return l.strCopy(c)
 			}
 			c.buf = c.buf[:n+k]
-			c.end = append(c.end, n+k)
+			c.end = append(c.end, uint32(n+k))
 			l.i = j + 1
 			return l.s[i+1 : j], true
 		}

@@ -22,7 +22,7 @@ type Config struct {
 	// is read every 16 messages and whenever the messages since it was last read hold
 	// BatchBytes/64 of values and headers, so a batch may pass it by up to 15 messages or
 	// ~BatchBytes/32 (a record's insert bytes are at most about twice its JSON).
-	BatchBytes   int
+	BatchBytes   int // at most MaxBatchBytes
 	BatchAge     time.Duration
 	MaxInFlight  int // batches decoded or being inserted at once (memory bound)
 	RetryInitial time.Duration
@@ -30,6 +30,13 @@ type Config struct {
 	MaxField     int           // longest string field accepted; longer records are dead-lettered
 	DrainTimeout time.Duration // how long shutdown may spend inserting the last batch
 }
+
+// MaxBatchBytes bounds Config.BatchBytes. A session column's arena indexes its values with
+// 32-bit end offsets (strCol.end: half the memory of int offsets, which were a third of a
+// batch's column memory), so an arena must stay under 4 GiB. A batch passes BatchBytes by at
+// most BatchBytes/64 of message values plus one message (see BatchBytes), and a Kafka record
+// is under 2 GiB (its sizes are int32), so one column holds under 1+1/64+2 GiB.
+const MaxBatchBytes = 1 << 30
 
 // Validate returns every problem with c.
 func (c *Config) Validate() error {
@@ -47,6 +54,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchRows <= 0 || c.BatchBytes <= 0 || c.BatchAge <= 0 {
 		errs = append(errs, fmt.Errorf("batch limits must be positive (rows %d, bytes %d, age %s)", c.BatchRows, c.BatchBytes, c.BatchAge))
+	}
+	if c.BatchBytes > MaxBatchBytes {
+		errs = append(errs, fmt.Errorf("batch bytes %d exceeds the maximum %d", c.BatchBytes, MaxBatchBytes))
 	}
 	if c.MaxInFlight <= 0 {
 		errs = append(errs, fmt.Errorf("max in flight must be positive, got %d", c.MaxInFlight))

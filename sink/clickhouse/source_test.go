@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -65,6 +66,19 @@ func TestGroupConfigValidateReportsEveryProblem(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}
+	}
+}
+
+// Config.Validate refuses batches whose arenas could pass the 32-bit offsets (MaxBatchBytes).
+func TestConfigValidateBatchBytesMaximum(t *testing.T) {
+	c := Config{Database: "d", Topics: map[string]Kind{"t": KindSessions}, BatchRows: 1, BatchBytes: MaxBatchBytes,
+		BatchAge: time.Second, MaxInFlight: 1, RetryInitial: time.Second, RetryMax: time.Second, MaxField: 1}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("batch bytes at the maximum: %v", err)
+	}
+	c.BatchBytes++
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "exceeds the maximum") {
+		t.Fatalf("batch bytes past the maximum: %v", err)
 	}
 }
 

@@ -683,8 +683,8 @@ func appendStrRows(cs *chproto.ColStr, r strRows, lent *colBufs) {
 	cs.Pos = slices.Grow(cs.Pos, r.hi-r.lo)
 	prev := start
 	for _, e := range r.c.end[r.lo:r.hi] {
-		cs.Pos = append(cs.Pos, chproto.Position{Start: base + prev, End: base + e})
-		prev = e
+		cs.Pos = append(cs.Pos, chproto.Position{Start: base + prev, End: base + int(e)})
+		prev = int(e)
 	}
 }
 
@@ -758,8 +758,8 @@ func (w *Writer) appendLCRows(c *column.LowCardinality, r strRows) bool {
 	*keys = slices.Grow((*keys)[:0], r.hi-r.lo)
 	_, start := r.bytes()
 	for _, e := range r.c.end[r.lo:r.hi] {
-		s := arenaString(r.c.buf, start, e)
-		start = e
+		s := arenaString(r.c.buf, start, int(e))
+		start = int(e)
 		// Most of these columns hold a handful of values (hosts, products, outcomes): a
 		// direct-mapped cache answers them without hashing the string for the map.
 		slot := &cache[lcSlotOf(s)]
