@@ -45,6 +45,7 @@ type Writer struct {
 	fill         []string             // see reserve; empty strings but the first during a call
 	isolateMax   int                  // maxIsolateInserts; tests lower it
 	reread       RereadFunc           // see SetReread; nil: batches keep their sessions messages
+	block        blockLayout          // see arenaStrColumn
 }
 
 // RereadFunc returns the key and value of the record at offset of a topic's partition, read
@@ -264,10 +265,22 @@ func (w *Writer) insert(ctx context.Context, b *Batch, t table, lo, hi int) (err
 	if len(cols) != len(t.cols) {
 		return fmt.Errorf("insert into %s: server announced %d columns, want %d", t.name, len(cols), len(t.cols))
 	}
+	blk := w.block.blockOf(batch)
+	if blk != nil && len(blk.Columns) != len(cols) {
+		blk = nil
+	}
 	for i, v := range t.values(b) {
 		rows, err := sliceRows(v, lo, hi)
 		if err != nil {
 			return fmt.Errorf("append column %s: %w", t.cols[i], err)
+		}
+		if r, ok := rows.(strRows); ok && blk != nil {
+			// An arena String column encodes itself (arenaStrColumn); the block is the
+			// batch's own for this attempt, so the swap dies with it.
+			if c, ok := cols[i].(*column.String); ok && c.Rows() == 0 && blk.Columns[i] == cols[i] {
+				blk.Columns[i] = &arenaStrColumn{String: c, r: r}
+				continue
+			}
 		}
 		w.reserve(cols[i], rows)
 		if err := w.appendColumn(cols[i], rows); err != nil {
