@@ -325,6 +325,9 @@ func TestArrayLayout(t *testing.T) {
 	if !arrLayout.ok {
 		t.Fatal("clickhouse-go's column.Array changed its offsets' fields: Array columns take the slower public AppendRow")
 	}
+	if !arrBase.ok {
+		t.Fatal("clickhouse-go's column.Array no longer keeps its elements in field values: Array(String) elements are filled into clickhouse-go's String column")
+	}
 	var a strArrCol
 	for _, row := range [][]string{{"a"}, {}, {"b", "c", ""}, {"d"}} {
 		for _, v := range row {

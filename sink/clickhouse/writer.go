@@ -891,6 +891,18 @@ var arrLayout = func() (l struct {
 	return l
 }()
 
+// arrBase is where clickhouse-go's column.Array keeps its element column (what Base returns),
+// found by reflection and type-checked; ok is false otherwise, and the elements are filled
+// into clickhouse-go's String column (TestArrayLayout fails, to say so).
+var arrBase = func() (l struct {
+	off uintptr
+	ok  bool
+}) {
+	f, ok := reflect.TypeOf(column.Array{}).FieldByName("values")
+	l.off, l.ok = f.Offset, ok && f.Type == reflect.TypeOf((*column.Interface)(nil)).Elem() && arrLayout.ok
+	return l
+}()
+
 // appendArrRows fills an empty one-level Array(String) or Array(LowCardinality(String))
 // column from an arena column: the elements as appendStrRows or appendLCRows fill a column,
 // the offsets (each row's end, counted in elements) in one pass. AppendRow instead took an
@@ -904,6 +916,12 @@ func (w *Writer) appendArrRows(a *column.Array, r arrRows) bool {
 	el := r.elems()
 	switch b := a.Base().(type) {
 	case *column.String:
+		if arrBase.ok && b.Rows() == 0 {
+			// The elements encode straight from the arena (arenaStrColumn), in place of
+			// the Array's own String column for this insert.
+			*(*column.Interface)(unsafe.Add(unsafe.Pointer(a), arrBase.off)) = &arenaStrColumn{String: b, r: el}
+			break
+		}
 		appendStrRows(colStr(b), el, w.lend(a.Name()+"\x00elems"))
 	case *column.LowCardinality:
 		if !w.appendLCRows(b, el) {
