@@ -254,6 +254,46 @@ func TestDecodeBatchesSharedHeaders(t *testing.T) {
 	}
 }
 
+// An uncompressed batch's CRC is summed record by record as it decodes (decodeRecords): a
+// damaged byte anywhere after the CRC field -- the header, a record's length, key, value or
+// header, the last byte -- is a crc32c error and none of the batch's records come out, for
+// every offset asked for (records before it skipped but summed); an undamaged batch decodes
+// the same records from every offset; and a batch after a good one leaves that one's records.
+func TestDecodeBatchesChecksumsWhileDecoding(t *testing.T) {
+	recs := randomRecords(rand.New(rand.NewPCG(5, 6)), 9)
+	first := encodeBatch(0, 0, compress.None, false, recs[:3])
+	good := encodeBatch(3, 0, compress.None, false, recs[3:])
+	var d decoder
+	whole, next, err := d.decodeBatches(nil, append(bytes.Clone(first), good...), "t", 0, 0, 0)
+	if err != nil || len(whole) != len(recs) || next != int64(len(recs)) {
+		t.Fatalf("good batches: %d records, next %d, %v", len(whole), next, err)
+	}
+	for off := int64(0); off <= int64(len(recs)); off++ {
+		got, _, err := d.decodeBatches(nil, append(bytes.Clone(first), good...), "t", 0, off, 0)
+		if err != nil || len(got) != len(recs)-int(off) {
+			t.Fatalf("from offset %d: %d records, %v", off, len(got), err)
+		}
+		for i := range got {
+			if w := whole[int(off)+i]; got[i].Offset != w.Offset || !bytes.Equal(got[i].Value, w.Value) {
+				t.Fatalf("from offset %d: record %d is offset %d, want %d", off, i, got[i].Offset, w.Offset)
+			}
+		}
+	}
+	for pos := 21; pos < len(good); pos++ {
+		bad := bytes.Clone(good)
+		bad[pos] ^= 0x5a
+		for _, off := range []int64{0, 3, 6} {
+			got, next, err := d.decodeBatches(nil, append(bytes.Clone(first), bad...), "t", 0, off, 0)
+			if err == nil || !strings.Contains(err.Error(), "offset 3: crc32c") {
+				t.Fatalf("byte %d damaged, from offset %d: %v", pos, off, err)
+			}
+			if want := max(0, 3-int(off)); len(got) != want || next != max(off, 3) {
+				t.Fatalf("byte %d damaged, from offset %d: %d records and next %d, want the first batch's %d and next %d", pos, off, len(got), next, want, max(off, 3))
+			}
+		}
+	}
+}
+
 // TestDecodeBatchesErrors: a corrupt batch is an error naming its offset, never a panic or
 // a silent skip.
 func TestDecodeBatchesErrors(t *testing.T) {
