@@ -41,7 +41,7 @@ func TuneGC(memLimit int64) (restore func()) {
 // again (Batch.Pins), also the JSON values of the fetches it decoded ~2 and the fetches'
 // message headers ~0.4 -- ~4 in all; each insert in flight adds the driver's block buffer
 // (~10 MiB). A sessions batch from a GroupSource keeps only its arenas, so a sink on the
-// sessions topic lives well inside the limit (peak RSS ~400 MiB on 1M records at the
+// sessions topic lives well inside the limit (peak RSS ~300-320 MiB on 1M records at the
 // defaults); the limit still budgets for batches that keep their fetches, ~16x batchBytes
 // live at the default two in flight (~0.5 GiB at 32 MiB), with half as much again for
 // garbage, and a floor keeps small configurations from collecting constantly. A limit below
