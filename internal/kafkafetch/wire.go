@@ -278,8 +278,10 @@ func (d *decoder) decodeBatches(dst []kafka.Message, recs []byte, topic string, 
 			n := len(dst)
 			var err error
 			if dst, err = d.decodeRecords(dst, batch, attrs, topic, partition, offset, hwm, fused); err != nil {
-				if got := crc32.Checksum(batch[21:], castagnoli); fused && got != want {
-					err = crcError(got, want) // a corrupt batch: say so, not what it decoded to
+				if fused { // a corrupt batch: say so, not what it decoded to
+					if got := crc32.Checksum(batch[21:], castagnoli); got != want {
+						err = crcError(got, want)
+					}
 				}
 				// None of a corrupt batch: the caller goes on from next, its start.
 				return dst[:n], next, fmt.Errorf("record batch at offset %d: %w", base, err)

@@ -184,24 +184,29 @@ func (b *Batch) Grow(h SizeHint) {
 	b.sessSrc = growCap(b.sessSrc, h.sessions.rows)
 }
 
-// GrowFor grows b, holding a sample of a batch that will close at batchRows rows or
-// batchBytes of Bytes (bytes: its Bytes now), to the whole batch the sample predicts: every
-// size scaled by whichever limit the sample reaches first, plus a sixteenth for batches that
-// pass batchBytes a little (see Config.BatchBytes) and records larger than the sample's. A
+// GrowFor grows b, once it holds a sample of a batch that will close at batchRows rows or
+// batchBytes of Bytes (bytes: its Bytes now) -- a sixteenth of either -- to the whole batch
+// the sample predicts, and reports whether it did (false: the sample is too small yet). Every
+// size is scaled by whichever limit the sample reaches first, plus a sixteenth for batches
+// that pass batchBytes a little (see Config.BatchBytes) and records larger than the sample's. A
 // batch slot's first fill, before any batch shipped to give a SizeHint, grew its arenas by
 // doubling from empty otherwise: ~0.9 µs more per row of that fill (BenchmarkBatchFirstFill),
 // and 3x its size allocated. Room b has already is kept; room it never fills costs no page
 // faults (growCap).
-func (b *Batch) GrowFor(batchRows, batchBytes, bytes int) {
+func (b *Batch) GrowFor(batchRows, batchBytes, bytes int) bool {
+	if bytes < batchBytes/16 && b.Len() < batchRows/16 {
+		return false
+	}
 	rows := b.sessions.len()
 	if rows == 0 || bytes <= 0 {
-		return
+		return true // nothing to size: a batch without sessions
 	}
 	num, den := batchBytes, bytes
 	if batchRows*bytes < batchBytes*rows {
 		num, den = batchRows, rows
 	}
 	b.Grow(b.SizeHint().scale(num+num/16, den))
+	return true
 }
 
 // Rows returns the rows per table.

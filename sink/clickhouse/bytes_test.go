@@ -214,11 +214,8 @@ func fillSampled(b *Batch, msgs []Message, batchRows, batchBytes int) (grown []i
 	now := time.Now()
 	for i := range msgs {
 		b.Add(KindSessions, &msgs[i], now)
-		if grown == nil && (i+1)%16 == 0 {
-			if nb := b.Bytes(); nb >= batchBytes/16 || b.Len() >= batchRows/16 {
-				b.GrowFor(batchRows, batchBytes, nb)
-				grown = batchCaps(b)
-			}
+		if grown == nil && (i+1)%16 == 0 && b.GrowFor(batchRows, batchBytes, b.Bytes()) {
+			grown = batchCaps(b)
 		}
 	}
 	return grown

@@ -200,7 +200,7 @@ func (c *sessionColumns) reset() {
 // strCol is a String column: the values back to back in one arena, and where each ends.
 type strCol struct {
 	buf  []byte
-	end  []uint32 // 32-bit: see maxArena
+	end  []uint32 // 32-bit: see MaxBatchBytes
 	view []string // scratch for views
 }
 

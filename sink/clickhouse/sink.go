@@ -298,9 +298,8 @@ func (s *Sink) Run(ctx context.Context) error {
 				sinceMsgs, sinceBytes = 0, 0
 				nb := cur.b.Bytes()
 				full, why = nb >= s.cfg.BatchBytes, "bytes"
-				if !full && !sized && hint.sessions.rows == 0 && (nb >= s.cfg.BatchBytes/16 || cur.b.Len() >= s.cfg.BatchRows/16) {
-					sized = true
-					cur.b.GrowFor(s.cfg.BatchRows, s.cfg.BatchBytes, nb)
+				if !full && !sized && hint.sessions.rows == 0 {
+					sized = cur.b.GrowFor(s.cfg.BatchRows, s.cfg.BatchBytes, nb)
 				}
 			}
 			if full {
