@@ -294,6 +294,73 @@ func TestDecodeBatchesChecksumsWhileDecoding(t *testing.T) {
 	}
 }
 
+// TestDecodeBatchesChecksumsAcrossStretches: a batch of many records, checksummed a stretch at a
+// time (crcChunk), is refused whichever of its bytes is damaged, the first, one on each side of
+// a stretch's end and the last included.
+func TestDecodeBatchesChecksumsAcrossStretches(t *testing.T) {
+	var recs []testRecord
+	for i := 0; i < 400; i++ {
+		recs = append(recs, testRecord{key: []byte(fmt.Sprintf("mx%d", i%7)),
+			value: []byte(strings.Repeat(fmt.Sprintf("Nov 23 18:39:%02d mx1 smtpf[%d]: connect ", i%60, i), 1+i%5))})
+	}
+	recs = append(recs, testRecord{value: bytes.Repeat([]byte("x"), 3*crcChunk)})
+	good := encodeBatch(10, 0, compress.None, false, recs)
+	if len(good) < 4*crcChunk {
+		t.Fatalf("the batch is %d bytes, want several stretches of %d", len(good), crcChunk)
+	}
+	var d decoder
+	if got, _, err := d.decodeBatches(nil, good, "t", 0, 0, 0); err != nil || len(got) != len(recs) {
+		t.Fatalf("good batch: %d records, %v", len(got), err)
+	}
+	var positions []int
+	for pos := 21; pos < len(good); pos += 97 {
+		positions = append(positions, pos)
+	}
+	for k := 1; batchHeaderLen+k*crcChunk < len(good); k++ {
+		positions = append(positions, batchHeaderLen+k*crcChunk-1, batchHeaderLen+k*crcChunk)
+	}
+	positions = append(positions, len(good)-1)
+	for _, pos := range positions {
+		bad := bytes.Clone(good)
+		bad[pos] ^= 0x01
+		got, next, err := d.decodeBatches(nil, bad, "t", 0, 0, 0)
+		if err == nil || !strings.Contains(err.Error(), "offset 10: crc32c") || len(got) != 0 || next != 0 {
+			t.Fatalf("byte %d of %d damaged: %d records, next %d, %v", pos, len(good), len(got), next, err)
+		}
+	}
+}
+
+// BenchmarkDecodeBatches decodes a 1 MB batch of 1 KB records, as a fetch of the sessions topic
+// brings them, checking its CRC-32C a stretch at a time (crcChunk) against the baseline of
+// summing each record on its own.
+func BenchmarkDecodeBatches(b *testing.B) {
+	var recs []testRecord
+	for i := 0; i < 1000; i++ {
+		recs = append(recs, testRecord{key: []byte(fmt.Sprintf("mx%d.example.net", i%7)),
+			value: bytes.Repeat([]byte{'a' + byte(i%26)}, 950+i%100)})
+	}
+	batch := encodeBatch(0, 0, compress.None, false, recs)
+	chunk := crcChunk
+	defer func() { crcChunk = chunk }()
+	for _, c := range []struct {
+		name  string
+		chunk int
+	}{{"baseline_record_by_record", 0}, {"stretches", chunk}} {
+		b.Run(c.name, func(b *testing.B) {
+			crcChunk = c.chunk
+			var d decoder
+			var dst []kafka.Message
+			b.SetBytes(int64(len(batch)))
+			for i := 0; i < b.N; i++ {
+				var err error
+				if dst, _, err = d.decodeBatches(dst[:0], batch, "t", 0, 0, 0); err != nil || len(dst) != len(recs) {
+					b.Fatalf("%d records, %v", len(dst), err)
+				}
+			}
+		})
+	}
+}
+
 // TestDecodeBatchesErrors: a corrupt batch is an error naming its offset, never a panic or
 // a silent skip.
 func TestDecodeBatchesErrors(t *testing.T) {
