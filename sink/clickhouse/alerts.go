@@ -107,7 +107,7 @@ func checkAlert(r *alert.Record, modern bool) error {
 }
 
 func (b *Batch) addAlert(m *Message) error {
-	b.lex = lexer{s: valueString(m.Value), maxField: b.maxField}
+	b.lex.reset(valueString(m.Value), b.maxField, nil)
 	if err := decodeAlert(&b.lex, &b.alert); err != nil {
 		return fmt.Errorf("decode alert record: %w", err)
 	}

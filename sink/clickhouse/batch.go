@@ -289,7 +289,7 @@ func (b *Batch) addSession(m *Message) error {
 	// copies them into the arenas before the next record reuses it. A canonical record's
 	// strings go straight to the arenas as they are read (sessionTargets); any other record
 	// is decoded by the general decoder and appended after its checks.
-	b.lex = lexer{s: valueString(m.Value), maxField: b.maxField, esc: b.esc[:0]}
+	b.lex.reset(valueString(m.Value), b.maxField, b.esc[:0])
 	canon, err := decodeSessionTo(&b.lex, &b.sess, &b.to)
 	b.esc = b.lex.esc
 	var ip [16]byte
@@ -313,7 +313,7 @@ func (b *Batch) addSession(m *Message) error {
 }
 
 func (b *Batch) addEvent(m *Message) error {
-	b.lex = lexer{s: valueString(m.Value), maxField: b.maxField}
+	b.lex.reset(valueString(m.Value), b.maxField, nil)
 	if err := decodeEvent(&b.lex, &b.event); err != nil {
 		return fmt.Errorf("decode event record: %w", err)
 	}

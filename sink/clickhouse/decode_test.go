@@ -385,12 +385,86 @@ func TestParseUTCMatchesTimeParse(t *testing.T) {
 	}
 }
 
+// A lexer's minute cache gives what parseUTC gives, for times in the minute it holds (only
+// their seconds are parsed), next to it and malformed in their seconds.
+func TestMinuteCacheMatchesParseUTC(t *testing.T) {
+	var c minuteCache
+	for _, in := range []string{
+		"2026-11-23T18:42:40Z", "2026-11-23T18:42:41.5Z", "2026-11-23T18:42:59.999999999Z",
+		"2026-11-23T18:42:60Z", "2026-11-23T18:42:4xZ", "2026-11-23T18:42+40Z", "2026-11-23T18:42:40",
+		"2026-11-23T18:42:40.Z", "2026-11-23T18:42:40.1234567891Z", "2026-11-23T18:42:4", "2026-11-23T18:42:40+01:00",
+		"2026-11-23T18:43:00Z", "2026-11-23T18:42:40Z", "2026-11-24T18:42:40Z", "2026-11-23T18:42:00.000001Z",
+		"2023-02-29T00:00:00Z", "2023-02-28T00:00:01Z", "", "2026-11-23T18:42:40Z",
+	} {
+		got, ok := c.parseUTC(in)
+		want, wok := parseUTC(in)
+		if ok != wok || !reflect.DeepEqual(got, want) {
+			t.Errorf("cached parseUTC(%q) = %v, %v; parseUTC %v, %v", in, got, ok, want, wok)
+		}
+	}
+	// The lexer keeps its cache from record to record.
+	var l lexer
+	l.reset(`"2026-11-23T18:42:40Z"`, 100, nil)
+	if _, err := l.time(); err != nil || !l.minute.ok {
+		t.Fatalf("time: %v, cache filled %v", err, l.minute.ok)
+	}
+	l.reset(`"2026-11-23T18:42:41Z"`, 100, nil)
+	if got, err := l.time(); err != nil || !l.minute.ok || got.Second() != 41 || l.i != len(l.s) {
+		t.Fatalf("the next record's time: %v, %v, cache kept %v, at %d of %d", got, err, l.minute.ok, l.i, len(l.s))
+	}
+}
+
+// BenchmarkParseUTC parses the start and end times of a live stream's session records (in time
+// order, 2,000 a second) through a lexer's minute cache, against the baseline of parsing each
+// whole.
+func BenchmarkParseUTC(b *testing.B) {
+	ss := genSessions(9, 50_000)
+	liveOrder(ss, 2000)
+	var times []string
+	for i := range ss {
+		times = append(times, ss[i].StartTime.UTC().Format(time.RFC3339Nano), ss[i].EndTime.UTC().Format(time.RFC3339Nano))
+	}
+	for _, cached := range []bool{false, true} {
+		name := "baseline_whole"
+		if cached {
+			name = "minute_cache"
+		}
+		b.Run(name, func(b *testing.B) {
+			var c minuteCache
+			var sink int64
+			for i := 0; i < b.N; i++ {
+				s := times[i%len(times)]
+				var t time.Time
+				var ok bool
+				if cached {
+					t, ok = c.parseUTC(s)
+				} else {
+					t, ok = parseUTC(s)
+				}
+				if !ok {
+					b.Fatalf("%q", s)
+				}
+				sink += t.Unix()
+			}
+			_ = sink
+		})
+	}
+}
+
 func FuzzParseUTC(f *testing.F) {
 	for _, s := range []string{"2026-11-23T18:42:40Z", "2026-11-23T18:42:40.123Z", "2024-02-29T23:59:59.999999999Z", "1999-12-31T00:00:00+02:00"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		got, ok := parseUTC(in)
+		// Through a cache holding in's minute (when it has one): the same answer.
+		var c minuteCache
+		if len(in) >= 16 {
+			c.parseUTC(in[:16] + ":00Z")
+		}
+		if cached, cok := c.parseUTC(in); cok != ok || !reflect.DeepEqual(cached, got) {
+			t.Fatalf("parseUTC(%q) = %v, %v; through a cache of its minute %v, %v", in, got, ok, cached, cok)
+		}
 		if !ok {
 			return
 		}
