@@ -35,23 +35,42 @@ func (a *arenaStrColumn) Encode(b *chproto.Buffer) {
 func appendArenaStrings(dst []byte, r strRows) []byte {
 	ends := r.c.end[r.lo:r.hi]
 	start, end := endRange(r.c.end, r.lo, r.hi)
-	arena := r.c.buf[:end]
+	// Values of up to shortValue bytes are copied as four 8-byte words, without a call to
+	// memmove (~half of this function's cost when each value called it): the words read past
+	// the value stay within the arena's capacity, and those written past it land in the
+	// buffer's spare room, where the next value or nothing (past the length) goes.
+	arena := r.c.buf[:cap(r.c.buf)]
 	// One length byte per value; a value of 128 bytes or more needs more, and append grows
 	// the buffer for those (rare: reply texts, long addresses).
-	dst = slices.Grow(dst, end-start+len(ends))
+	dst = slices.Grow(dst, end-start+len(ends)+shortValue)
 	prev := start
 	for _, e := range ends {
-		v := arena[prev:e]
-		if len(v) < 0x80 {
-			dst = append(dst, byte(len(v)))
+		n := int(e) - prev
+		if at := len(dst); n <= shortValue && prev+shortValue <= len(arena) && cap(dst)-at > shortValue {
+			w := dst[at : at+1+shortValue]
+			w[0] = byte(n)
+			v := arena[prev : prev+shortValue]
+			binary.LittleEndian.PutUint64(w[1:], binary.LittleEndian.Uint64(v))
+			binary.LittleEndian.PutUint64(w[9:], binary.LittleEndian.Uint64(v[8:]))
+			binary.LittleEndian.PutUint64(w[17:], binary.LittleEndian.Uint64(v[16:]))
+			binary.LittleEndian.PutUint64(w[25:], binary.LittleEndian.Uint64(v[24:]))
+			dst = dst[:at+1+n]
 		} else {
-			dst = binary.AppendUvarint(dst, uint64(len(v)))
+			v := arena[prev:e]
+			if n < 0x80 {
+				dst = append(dst, byte(n))
+			} else {
+				dst = binary.AppendUvarint(dst, uint64(n))
+			}
+			dst = append(dst, v...)
 		}
-		dst = append(dst, v...)
 		prev = int(e)
 	}
 	return dst
 }
+
+// shortValue is the longest value appendArenaStrings copies word by word.
+const shortValue = 32
 
 // blockLayout is where clickhouse-go's batch keeps the block its Send encodes: a *proto.Block
 // field of the concrete type behind driver.Batch, found by reflection and type-checked. A

@@ -17,15 +17,37 @@ import (
 
 // An arena String column encodes exactly as clickhouse-go's String column holding the same
 // values: one-byte and multi-byte lengths, empty values, whole arenas and the row ranges the
-// isolate path sends (from the middle, to the end, empty).
+// isolate path sends (from the middle, to the end, empty), every length around the
+// word-by-word copy's limit (shortValue), and an arena filled to its capacity (the last values
+// are too near its end to be read a word past them).
 func TestArenaStrColumnEncodesLikeColStr(t *testing.T) {
 	vals := []string{"a", "", "héllo wörld", strings.Repeat("x", 127), strings.Repeat("y", 128), "",
 		strings.Repeat("z", 300), "<1234@example.org>", strings.Repeat("q", 16384), "tail"}
-	var a strCol
-	for _, v := range vals {
-		a.add(v)
+	for n := 0; n <= shortValue+9; n++ {
+		vals = append(vals, strings.Repeat(string(rune('a'+n%26)), n))
 	}
-	for _, rg := range [][2]int{{0, len(vals)}, {1, 4}, {3, 5}, {len(vals) - 1, len(vals)}, {4, 4}, {0, 0}} {
+	vals = append(vals, "<20261123184240.1234@mx1.example.net>", strings.Repeat("7", shortValue), "ab", "x")
+	total := 0
+	for _, v := range vals {
+		total += len(v)
+	}
+	tight := strCol{buf: make([]byte, 0, total), end: make([]uint32, 0, len(vals))}
+	var grown strCol
+	for _, v := range vals {
+		tight.add(v)
+		grown.add(v)
+	}
+	if cap(tight.buf) != len(tight.buf) {
+		t.Fatalf("the tight arena grew: %d bytes of %d", len(tight.buf), cap(tight.buf))
+	}
+	for _, a := range []*strCol{&grown, &tight} {
+		testArenaStrRanges(t, a, vals)
+	}
+}
+
+func testArenaStrRanges(t *testing.T, a *strCol, vals []string) {
+	t.Helper()
+	for _, rg := range [][2]int{{0, len(vals)}, {1, 4}, {3, 5}, {len(vals) - 1, len(vals)}, {4, 4}, {0, 0}, {10, len(vals) - 3}, {len(vals) - 3, len(vals)}} {
 		c, err := column.Type("String").Column("s", serverContext)
 		if err != nil {
 			t.Fatal(err)
@@ -37,7 +59,7 @@ func TestArenaStrColumnEncodesLikeColStr(t *testing.T) {
 		}
 		want := encodeFull(t, c)
 		fresh, _ := column.Type("String").Column("s", serverContext)
-		ac := &arenaStrColumn{String: fresh.(*column.String), r: strRows{&a, rg[0], rg[1]}}
+		ac := &arenaStrColumn{String: fresh.(*column.String), r: strRows{a, rg[0], rg[1]}}
 		if ac.Rows() != rg[1]-rg[0] {
 			t.Errorf("rows %v: Rows() = %d", rg, ac.Rows())
 		}
