@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -395,7 +394,9 @@ func (r u16ArrRows) views() [][]uint16 {
 // check converts what needs converting and rejects values the columns cannot hold, before
 // anything is appended, so a bad record leaves the columns untouched.
 func checkSession(s *record.Session, dateTime64 bool) (ip [16]byte, err error) {
-	if s.ClientIP != "" {
+	if v4, ok := parseIPv4(s.ClientIP); ok {
+		ip = v4
+	} else if s.ClientIP != "" {
 		a, perr := netip.ParseAddr(s.ClientIP)
 		if perr != nil {
 			return ip, fmt.Errorf("client_ip %q: %w", s.ClientIP, perr)
@@ -428,6 +429,43 @@ func checkSession(s *record.Session, dateTime64 bool) (ip [16]byte, err error) {
 		}
 	}
 	return ip, nil
+}
+
+// parseIPv4 parses a dotted-quad IPv4 address as netip.ParseAddr does (four decimal fields of
+// 0-255 without leading zeros) to its IPv4-mapped 16 bytes (netip's parseIPv4Fields was 1.5% of
+// the sink). It reports false for anything else, valid or not, which netip.ParseAddr then
+// decides.
+func parseIPv4(s string) (ip [16]byte, ok bool) {
+	if len(s) < 7 || len(s) > 15 {
+		return ip, false
+	}
+	ip[10], ip[11] = 0xff, 0xff
+	i := 0
+	for f := 12; f < 16; f++ {
+		if f > 12 {
+			if i >= len(s) || s[i] != '.' {
+				return ip, false
+			}
+			i++
+		}
+		if i >= len(s) || s[i]-'0' > 9 {
+			return ip, false
+		}
+		v := uint(s[i] - '0')
+		i++
+		for k := 0; k < 2 && i < len(s) && s[i]-'0' <= 9; k++ {
+			if v == 0 { // a leading zero
+				return ip, false
+			}
+			v = v*10 + uint(s[i]-'0')
+			i++
+		}
+		if v > 255 {
+			return ip, false
+		}
+		ip[f] = byte(v)
+	}
+	return ip, i == len(s)
 }
 
 // appendSession appends a checked record, copying its strings into the column arenas.
@@ -593,11 +631,9 @@ func (c *strCol) addClientNet(clientIP string, ip [16]byte) {
 		}
 		c.buf = netip.AddrFrom16(ip).AppendTo(c.buf)
 	default:
-		c.buf = strconv.AppendUint(c.buf, uint64(ip[12]), 10)
-		c.buf = append(c.buf, '.')
-		c.buf = strconv.AppendUint(c.buf, uint64(ip[13]), 10)
-		c.buf = append(c.buf, '.')
-		c.buf = strconv.AppendUint(c.buf, uint64(ip[14]), 10)
+		// An IPv4 address checkSession took is written canonically (parseIPv4 and
+		// netip.ParseAddr refuse leading zeros): its first three fields, as they are.
+		c.buf = append(c.buf, clientIP[:strings.LastIndexByte(clientIP, '.')]...)
 		c.buf = append(c.buf, ".0"...)
 	}
 	c.end = append(c.end, uint32(len(c.buf)))

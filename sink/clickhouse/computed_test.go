@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -103,4 +104,81 @@ func TestClientNet6MatchesServerOnChdbIntegration(t *testing.T) {
 			t.Errorf("case %d: server's network %s missing from chdb output:\n%s", i, w, out)
 		}
 	}
+}
+
+// parseIPv4 takes dotted quads only, and gives netip.ParseAddr's address for them; the IPv4
+// client_net it leads to is the address's first three fields and a zero.
+func TestParseIPv4MatchesNetip(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		fast bool
+	}{
+		{"192.0.2.77", true}, {"0.0.0.0", true}, {"255.255.255.255", true}, {"10.0.10.100", true},
+		{"1.2.3.4", true}, {"01.2.3.4", false}, {"1.2.3.04", false}, {"1.2.3.00", false},
+		{"256.1.1.1", false}, {"1.2.3.256", false}, {"1.2.3", false}, {"1.2.3.4.5", false},
+		{"1..3.4", false}, {".1.2.3.4", false}, {"1.2.3.4.", false}, {"1.2.3.4 ", false},
+		{"1.2.3.4%eth0", false}, {"::ffff:1.2.3.4", false}, {"1234.1.1.1", false}, {"", false},
+		{"1.2.3.-4", false}, {"1.2.3.999", false},
+	} {
+		got, ok := parseIPv4(tc.in)
+		if ok != tc.fast {
+			t.Errorf("parseIPv4(%q) ok = %v, want %v", tc.in, ok, tc.fast)
+			continue
+		}
+		checkIPv4(t, tc.in, got, ok)
+	}
+}
+
+func FuzzParseIPv4(f *testing.F) {
+	for _, s := range []string{"192.0.2.77", "0.0.0.0", "255.255.255.255", "01.2.3.4", "1.2.3.256", "::1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got, ok := parseIPv4(in)
+		checkIPv4(t, in, got, ok)
+	})
+}
+
+// checkIPv4 fails t unless parseIPv4(in) = got, ok is netip.ParseAddr's answer where ok, and
+// unless an IPv4 address netip takes gets client_net's a.b.c.0 from its bytes.
+func checkIPv4(t *testing.T, in string, got [16]byte, ok bool) {
+	t.Helper()
+	a, err := netip.ParseAddr(in)
+	if ok && (err != nil || !a.Is4() || a.As16() != got) {
+		t.Fatalf("parseIPv4(%q) = %v; netip: %v, %v", in, got, a, err)
+	}
+	if err != nil || !a.Is4() {
+		return
+	}
+	var c strCol
+	c.addClientNet(in, a.As16())
+	b := a.As4()
+	if want := fmt.Sprintf("%d.%d.%d.0", b[0], b[1], b[2]); c.views()[0] != want {
+		t.Fatalf("client_net of %q = %q, want %q", in, c.views()[0], want)
+	}
+}
+
+// BenchmarkParseIPv4 parses generated sessions' client addresses, against the baseline of
+// netip.ParseAddr.
+func BenchmarkParseIPv4(b *testing.B) {
+	var ips []string
+	for _, s := range genSessions(5, 4096) {
+		if _, ok := parseIPv4(s.ClientIP); ok {
+			ips = append(ips, s.ClientIP)
+		}
+	}
+	b.Run("baseline_netip", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := netip.ParseAddr(ips[i%len(ips)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parseIPv4", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, ok := parseIPv4(ips[i%len(ips)]); !ok {
+				b.Fatal(ips[i%len(ips)])
+			}
+		}
+	})
 }
