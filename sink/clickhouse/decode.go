@@ -444,11 +444,11 @@ func (l *lexer) time() (time.Time, error) {
 // reports false for anything else, valid or not, which time.Parse then decides: time.Parse
 // was a tenth of the decoder's CPU.
 func parseUTC(s string) (time.Time, bool) {
-	min, ok := parseMinute(s)
+	base, ok := parseMinute(s)
 	if !ok {
 		return time.Time{}, false
 	}
-	return secondsOf(s, min)
+	return secondsOf(s, base)
 }
 
 // parseMinute checks s's shape and parses its minute, "YYYY-MM-DDTHH:MM", to Unix seconds.
@@ -480,8 +480,8 @@ func parseMinute(s string) (int64, bool) {
 }
 
 // secondsOf parses the rest of s after its minute, ":SS" and the fraction up to the 'Z' (the
-// shape parseMinute checked), and returns the time min (Unix seconds) plus that.
-func secondsOf(s string, min int64) (time.Time, bool) {
+// shape parseMinute checked), and returns the time base (the minute's Unix seconds) plus that.
+func secondsOf(s string, base int64) (time.Time, bool) {
 	if len(s) < 20 || s[16] != ':' || s[len(s)-1] != 'Z' {
 		return time.Time{}, false
 	}
@@ -503,7 +503,7 @@ func secondsOf(s string, min int64) (time.Time, bool) {
 		}
 		nsec = v
 	}
-	return time.Unix(min+int64(sec), int64(nsec)).UTC(), true
+	return time.Unix(base+int64(sec), int64(nsec)).UTC(), true
 }
 
 // digits parses the n decimal digits of s at i.
@@ -522,9 +522,9 @@ func digits(s string, i, n int) (int, bool) {
 // come in time order, so most times fall in the minute before them, and then only their
 // seconds need parsing (the date took half of parseUTC's CPU, ~1.4% of the sink's).
 type minuteCache struct {
-	key [2]uint64 // the minute's text, "YYYY-MM-DDTHH:MM"
-	min int64     // its Unix seconds
-	ok  bool
+	key  [2]uint64 // the minute's text, "YYYY-MM-DDTHH:MM"
+	base int64     // its Unix seconds
+	ok   bool
 }
 
 // parseUTC is parseUTC(s), through the cache.
@@ -534,14 +534,14 @@ func (c *minuteCache) parseUTC(s string) (time.Time, bool) {
 	}
 	k0, k1 := load8(s, 0), load8(s, 8)
 	if c.ok && k0 == c.key[0] && k1 == c.key[1] {
-		return secondsOf(s, c.min)
+		return secondsOf(s, c.base)
 	}
-	min, ok := parseMinute(s)
+	base, ok := parseMinute(s)
 	if !ok {
 		return time.Time{}, false
 	}
-	c.key, c.min, c.ok = [2]uint64{k0, k1}, min, true
-	return secondsOf(s, min)
+	c.key, c.base, c.ok = [2]uint64{k0, k1}, base, true
+	return secondsOf(s, base)
 }
 
 func daysIn(month, year int) int {
